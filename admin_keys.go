@@ -1,0 +1,331 @@
+package llmgateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// keyResponse is a virtual key as the admin API shows it: never the secret.
+type keyResponse struct {
+	ID                string          `json:"id"`
+	KeyName           *string         `json:"key_name"`
+	KeyPrefix         string          `json:"key_prefix"`
+	UserID            string          `json:"user_id"`
+	CreatedAt         time.Time       `json:"created_at"`
+	LastUsedAt        *time.Time      `json:"last_used_at"`
+	ExpiresAt         *time.Time      `json:"expires_at"`
+	IsActive          bool            `json:"is_active"`
+	Metadata          json.RawMessage `json:"metadata"`
+	AllowedModels     []string        `json:"allowed_models"`
+	MaxBudget         *float64        `json:"max_budget"`
+	BudgetDurationSec *int64          `json:"budget_duration_sec"`
+	RPMLimit          *int64          `json:"rpm_limit"`
+	TPMLimit          *int64          `json:"tpm_limit"`
+	Spend             float64         `json:"spend"`
+}
+
+// createdKeyResponse is the only response that carries the secret.
+type createdKeyResponse struct {
+	Key string `json:"key"`
+	keyResponse
+}
+
+func (g *Gateway) newKeyResponse(k *storage.APIKey) keyResponse {
+	lastUsed := k.LastUsedAt
+	if t, ok := g.state.touch.lastUsed(k.ID); ok && (lastUsed == nil || t.After(*lastUsed)) {
+		lastUsed = &t
+	}
+	return keyResponse{
+		ID:                k.ID,
+		KeyName:           k.KeyName,
+		KeyPrefix:         k.KeyPrefix,
+		UserID:            k.UserID,
+		CreatedAt:         k.CreatedAt,
+		LastUsedAt:        lastUsed,
+		ExpiresAt:         k.ExpiresAt,
+		IsActive:          k.IsActive,
+		Metadata:          metadataOrEmpty(k.Metadata),
+		AllowedModels:     k.AllowedModels,
+		MaxBudget:         k.MaxBudget,
+		BudgetDurationSec: k.BudgetDurationSec,
+		RPMLimit:          k.RPMLimit,
+		TPMLimit:          k.TPMLimit,
+		Spend:             k.Spend,
+	}
+}
+
+// keyLimits are the per-key controls, shared by create and update.
+type keyLimits struct {
+	AllowedModels     *[]string `json:"allowed_models"`
+	MaxBudget         *float64  `json:"max_budget"`
+	BudgetDurationSec *int64    `json:"budget_duration_sec"`
+	RPMLimit          *int64    `json:"rpm_limit"`
+	TPMLimit          *int64    `json:"tpm_limit"`
+}
+
+type createKeyRequest struct {
+	KeyName   *string    `json:"key_name"`
+	UserID    *string    `json:"user_id"`
+	ExpiresAt *apiTime   `json:"expires_at"`
+	Metadata  jsonObject `json:"metadata"`
+	keyLimits
+}
+
+type updateKeyRequest struct {
+	KeyName   *string    `json:"key_name"`
+	IsActive  *bool      `json:"is_active"`
+	ExpiresAt *apiTime   `json:"expires_at"`
+	Metadata  jsonObject `json:"metadata"`
+	keyLimits
+}
+
+func (l *keyLimits) validate() error {
+	if l.AllowedModels != nil {
+		for _, m := range *l.AllowedModels {
+			if _, err := normalizeModelKey(m); err != nil {
+				return errValidation(fmt.Sprintf("Field 'allowed_models' must hold 'provider:model' or 'provider:*' entries, got '%s'", truncate(m, 64)))
+			}
+		}
+	}
+	if l.MaxBudget != nil && !validPrice(*l.MaxBudget) {
+		return errValidation("Field 'max_budget' must be a number >= 0")
+	}
+	if l.BudgetDurationSec != nil && *l.BudgetDurationSec <= 0 {
+		return errValidation("Field 'budget_duration_sec' must be an integer > 0")
+	}
+	if l.RPMLimit != nil && *l.RPMLimit <= 0 {
+		return errValidation("Field 'rpm_limit' must be an integer > 0")
+	}
+	if l.TPMLimit != nil && *l.TPMLimit <= 0 {
+		return errValidation("Field 'tpm_limit' must be an integer > 0")
+	}
+	return nil
+}
+
+// apply copies the given limits onto k; a budget change starts a new period.
+func (l *keyLimits) apply(k *storage.APIKey, now time.Time) {
+	if l.AllowedModels != nil {
+		models := make([]string, len(*l.AllowedModels))
+		for i, m := range *l.AllowedModels {
+			models[i], _ = normalizeModelKey(m)
+		}
+		k.AllowedModels = models
+	}
+	budgetChanged := false
+	if l.MaxBudget != nil {
+		k.MaxBudget, budgetChanged = l.MaxBudget, true
+	}
+	if l.BudgetDurationSec != nil {
+		k.BudgetDurationSec, budgetChanged = l.BudgetDurationSec, true
+	}
+	if budgetChanged {
+		started := now
+		k.BudgetStartedAt = &started
+	}
+	if l.RPMLimit != nil {
+		k.RPMLimit = l.RPMLimit
+	}
+	if l.TPMLimit != nil {
+		k.TPMLimit = l.TPMLimit
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) error {
+	var req createKeyRequest
+	if err := decodeAdminBody(r, &req); err != nil {
+		return err
+	}
+	if err := checkName("key_name", req.KeyName); err != nil {
+		return err
+	}
+	if req.UserID != nil {
+		if err := checkID("user_id", *req.UserID); err != nil {
+			return err
+		}
+	}
+	if err := req.keyLimits.validate(); err != nil {
+		return err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("generating key id: %w", err)
+	}
+	secret, hash, err := generateKey()
+	if err != nil {
+		return err
+	}
+	now := g.now()
+	k := &storage.APIKey{
+		ID:        id.String(),
+		KeyHash:   hash,
+		KeyPrefix: secret[:keyPrefixLength],
+		KeyName:   req.KeyName,
+		CreatedAt: now,
+		IsActive:  true,
+		Metadata:  json.RawMessage(req.Metadata),
+	}
+	if req.ExpiresAt != nil {
+		t := req.ExpiresAt.Time
+		k.ExpiresAt = &t
+	}
+	req.keyLimits.apply(k, now)
+
+	owner := &storage.User{CreatedAt: now, UpdatedAt: now}
+	if req.UserID != nil {
+		k.UserID = *req.UserID
+		alias := "User " + k.UserID
+		owner.Alias = &alias
+	} else {
+		k.UserID = "apikey-" + k.ID
+		name := "unnamed"
+		if req.KeyName != nil && *req.KeyName != "" {
+			name = *req.KeyName
+		}
+		alias := "Virtual user for API key: " + name
+		owner.Alias = &alias
+	}
+	owner.UserID = k.UserID
+
+	err = g.adminWrite(func() error { return g.state.store.CreateKey(k, owner) })
+	if errors.Is(err, storage.ErrUserDeleted) {
+		return errNotFound(fmt.Sprintf("User '%s' has been deleted. Recreate via POST /v1/users first.", k.UserID))
+	}
+	if err != nil {
+		return storeError{fmt.Errorf("creating key: %w", err)}
+	}
+	writeJSON(w, http.StatusOK, createdKeyResponse{Key: secret, keyResponse: g.newKeyResponse(k)})
+	return nil
+}
+
+func keyNotFound(id string) *apiError {
+	return errNotFound(fmt.Sprintf("API key with id '%s' not found", id))
+}
+
+func keyWriteError(id string, err error) error {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, storage.ErrNotFound):
+		return keyNotFound(id)
+	}
+	return storeError{fmt.Errorf("writing key %s: %w", id, err)}
+}
+
+func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) error {
+	skip, limit, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	keys, err := g.state.store.ListKeys(skip, limit)
+	if err != nil {
+		return storeError{fmt.Errorf("listing keys: %w", err)}
+	}
+	out := make([]keyResponse, len(keys))
+	for i := range keys {
+		out[i] = g.newKeyResponse(&keys[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (g *Gateway) getKey(w http.ResponseWriter, _ *http.Request, id string) error {
+	k, err := g.state.store.GetKey(id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return keyNotFound(id)
+	}
+	if err != nil {
+		return storeError{fmt.Errorf("loading key %s: %w", id, err)}
+	}
+	writeJSON(w, http.StatusOK, g.newKeyResponse(k))
+	return nil
+}
+
+func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) error {
+	var req updateKeyRequest
+	if err := decodeAdminBody(r, &req); err != nil {
+		return err
+	}
+	if err := checkName("key_name", req.KeyName); err != nil {
+		return err
+	}
+	if err := req.keyLimits.validate(); err != nil {
+		return err
+	}
+	now := g.now()
+	var k *storage.APIKey
+	err := g.adminWrite(func() (err error) {
+		k, err = g.state.store.UpdateKey(id, func(k *storage.APIKey) error {
+			if req.KeyName != nil {
+				k.KeyName = req.KeyName
+			}
+			if req.IsActive != nil {
+				k.IsActive = *req.IsActive
+			}
+			if req.ExpiresAt != nil {
+				t := req.ExpiresAt.Time
+				k.ExpiresAt = &t
+			}
+			if req.Metadata != nil {
+				k.Metadata = json.RawMessage(req.Metadata)
+			}
+			req.keyLimits.apply(k, now)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return keyWriteError(id, err)
+	}
+	writeJSON(w, http.StatusOK, g.newKeyResponse(k))
+	return nil
+}
+
+func (g *Gateway) deleteKey(w http.ResponseWriter, _ *http.Request, id string) error {
+	err := g.adminWrite(func() error { return g.state.store.DeleteKey(id) })
+	if err != nil {
+		return keyWriteError(id, err)
+	}
+	g.state.touch.forget(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// rotateKey gives a key a new secret; the old one stops working at once.
+func (g *Gateway) rotateKey(w http.ResponseWriter, r *http.Request, id string) error {
+	if _, err := readBody(r, adminBodyLimit); err != nil {
+		return err
+	}
+	secret, hash, err := generateKey()
+	if err != nil {
+		return err
+	}
+	var k *storage.APIKey
+	err = g.adminWrite(func() (err error) {
+		k, err = g.state.store.UpdateKey(id, func(k *storage.APIKey) error {
+			k.KeyHash = hash
+			k.KeyPrefix = secret[:keyPrefixLength]
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return keyWriteError(id, err)
+	}
+	writeJSON(w, http.StatusOK, createdKeyResponse{Key: secret, keyResponse: g.newKeyResponse(k)})
+	return nil
+}

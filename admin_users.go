@@ -1,0 +1,282 @@
+package llmgateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// Limits on client-chosen strings.
+const (
+	maxIDLength   = 128
+	maxNameLength = 256
+)
+
+type userResponse struct {
+	UserID            string          `json:"user_id"`
+	Alias             *string         `json:"alias"`
+	Spend             float64         `json:"spend"`
+	BudgetID          *string         `json:"budget_id"`
+	BudgetStartedAt   *time.Time      `json:"budget_started_at"`
+	NextBudgetResetAt *time.Time      `json:"next_budget_reset_at"`
+	Blocked           bool            `json:"blocked"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+	Metadata          json.RawMessage `json:"metadata"`
+}
+
+func newUserResponse(u *storage.User) userResponse {
+	return userResponse{
+		UserID:            u.UserID,
+		Alias:             u.Alias,
+		Spend:             u.Spend,
+		BudgetID:          u.BudgetID,
+		BudgetStartedAt:   u.BudgetStartedAt,
+		NextBudgetResetAt: u.NextBudgetResetAt,
+		Blocked:           u.Blocked,
+		CreatedAt:         u.CreatedAt,
+		UpdatedAt:         u.UpdatedAt,
+		Metadata:          metadataOrEmpty(u.Metadata),
+	}
+}
+
+func metadataOrEmpty(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 {
+		return json.RawMessage("{}")
+	}
+	return m
+}
+
+type createUserRequest struct {
+	UserID   *string    `json:"user_id"`
+	Alias    *string    `json:"alias"`
+	BudgetID *string    `json:"budget_id"`
+	Blocked  *bool      `json:"blocked"`
+	Metadata jsonObject `json:"metadata"`
+}
+
+type updateUserRequest struct {
+	Alias    *string    `json:"alias"`
+	BudgetID *string    `json:"budget_id"`
+	Blocked  *bool      `json:"blocked"`
+	Metadata jsonObject `json:"metadata"`
+}
+
+// checkID validates a client-chosen id: 1..128 printable characters that
+// survive a URL path unchanged.
+func checkID(field, id string) error {
+	switch {
+	case id == "":
+		return errValidation(fmt.Sprintf("Field '%s' must not be empty", field))
+	case len(id) > maxIDLength:
+		return errValidation(fmt.Sprintf("Field '%s' must be at most %d characters", field, maxIDLength))
+	case id == "." || id == "..":
+		return errValidation(fmt.Sprintf("Field '%s' must not be '.' or '..'", field))
+	case strings.ContainsAny(id, "/\\?#%") || strings.ContainsFunc(id, isControl):
+		return errValidation(fmt.Sprintf("Field '%s' must not contain control characters or any of / \\ ? # %%", field))
+	}
+	return nil
+}
+
+// checkName validates a free-text name such as an alias.
+func checkName(field string, s *string) error {
+	if s == nil {
+		return nil
+	}
+	if utf8.RuneCountInString(*s) > maxNameLength {
+		return errValidation(fmt.Sprintf("Field '%s' must be at most %d characters", field, maxNameLength))
+	}
+	if strings.ContainsFunc(*s, isControl) {
+		return errValidation(fmt.Sprintf("Field '%s' must not contain control characters", field))
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req createUserRequest
+	if err := decodeAdminBody(r, &req); err != nil {
+		return err
+	}
+	if req.UserID == nil {
+		return errValidation("Field 'user_id' is required")
+	}
+	if err := checkID("user_id", *req.UserID); err != nil {
+		return err
+	}
+	if err := checkName("alias", req.Alias); err != nil {
+		return err
+	}
+	now := g.now()
+	u := &storage.User{
+		UserID:    *req.UserID,
+		Alias:     req.Alias,
+		Blocked:   req.Blocked != nil && *req.Blocked,
+		CreatedAt: now,
+		UpdatedAt: now,
+		Metadata:  json.RawMessage(req.Metadata),
+	}
+	if req.BudgetID != nil {
+		b, err := g.loadBudget(*req.BudgetID)
+		if err != nil {
+			return err
+		}
+		assignBudget(u, b, now)
+	}
+	err := g.adminWrite(func() error { return g.state.store.CreateUser(u) })
+	if errors.Is(err, storage.ErrExists) {
+		return newError(http.StatusConflict, "user_exists", fmt.Sprintf("User with id '%s' already exists", u.UserID))
+	}
+	if err != nil {
+		return storeError{fmt.Errorf("creating user: %w", err)}
+	}
+	writeJSON(w, http.StatusOK, newUserResponse(u))
+	return nil
+}
+
+// assignBudget puts u on budget b; its period starts now.
+func assignBudget(u *storage.User, b *storage.Budget, now time.Time) {
+	id := b.BudgetID
+	started := now
+	u.BudgetID = &id
+	u.BudgetStartedAt = &started
+	u.NextBudgetResetAt = nil
+	if b.BudgetDurationSec != nil {
+		next := now.Add(time.Duration(*b.BudgetDurationSec) * time.Second)
+		u.NextBudgetResetAt = &next
+	}
+}
+
+func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) error {
+	skip, limit, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	users, err := g.state.store.ListUsers(skip, limit)
+	if err != nil {
+		return storeError{fmt.Errorf("listing users: %w", err)}
+	}
+	out := make([]userResponse, len(users))
+	for i := range users {
+		out[i] = newUserResponse(&users[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// loadActiveUser returns a user that exists and is not deleted, else 404.
+func (g *Gateway) loadActiveUser(id string) (*storage.User, error) {
+	u, err := g.state.store.GetUser(id)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deleted()) {
+		return nil, userNotFound(id)
+	}
+	if err != nil {
+		return nil, storeError{fmt.Errorf("loading user: %w", err)}
+	}
+	return u, nil
+}
+
+func userNotFound(id string) *apiError {
+	return errNotFound(fmt.Sprintf("User with id '%s' not found", id))
+}
+
+func (g *Gateway) getUser(w http.ResponseWriter, _ *http.Request, id string) error {
+	u, err := g.loadActiveUser(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newUserResponse(u))
+	return nil
+}
+
+func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) error {
+	var req updateUserRequest
+	if err := decodeAdminBody(r, &req); err != nil {
+		return err
+	}
+	if err := checkName("alias", req.Alias); err != nil {
+		return err
+	}
+	var budget *storage.Budget
+	if req.BudgetID != nil {
+		b, err := g.loadBudget(*req.BudgetID)
+		if err != nil {
+			return err
+		}
+		budget = b
+	}
+	now := g.now()
+	var u *storage.User
+	err := g.adminWrite(func() (err error) {
+		u, err = g.state.store.UpdateUser(id, func(u *storage.User) error {
+			if u.Deleted() {
+				return userNotFound(id)
+			}
+			if req.Alias != nil {
+				u.Alias = req.Alias
+			}
+			if req.Blocked != nil {
+				u.Blocked = *req.Blocked
+			}
+			if req.Metadata != nil {
+				u.Metadata = json.RawMessage(req.Metadata)
+			}
+			if budget != nil {
+				assignBudget(u, budget, now)
+			}
+			u.UpdatedAt = now
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return userWriteError(id, err)
+	}
+	writeJSON(w, http.StatusOK, newUserResponse(u))
+	return nil
+}
+
+func userWriteError(id string, err error) error {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, storage.ErrNotFound):
+		return userNotFound(id)
+	}
+	return storeError{fmt.Errorf("writing user %s: %w", id, err)}
+}
+
+func (g *Gateway) deleteUser(w http.ResponseWriter, _ *http.Request, id string) error {
+	err := g.adminWrite(func() error { return g.state.store.DeleteUser(id, g.now()) })
+	if err != nil {
+		return userWriteError(id, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) userUsage(w http.ResponseWriter, r *http.Request, id string) error {
+	skip, limit, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	if _, err := g.state.store.GetUser(id); errors.Is(err, storage.ErrNotFound) {
+		return userNotFound(id)
+	} else if err != nil {
+		return storeError{fmt.Errorf("loading user: %w", err)}
+	}
+	records, err := g.state.store.ListUsage(storage.UsageFilter{UserID: id}, skip, limit)
+	if err != nil {
+		return storeError{fmt.Errorf("listing usage of %s: %w", id, err)}
+	}
+	writeJSON(w, http.StatusOK, usageResponses(records))
+	return nil
+}

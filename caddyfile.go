@@ -1,0 +1,221 @@
+package llmgateway
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("llm_gateway", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("llm_gateway", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gateway)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// UnmarshalCaddyfile sets up the gateway from Caddyfile tokens. Syntax:
+//
+//	llm_gateway [<matcher>] {
+//		master_key         <key>            # e.g. {env.GATEWAY_MASTER_KEY}
+//		storage_path       <dir>
+//		provider <name> {
+//			api_key                 <key>
+//			base_url                <url> [<url>...]
+//			models                  <model> [<model>...]
+//			timeout                 <duration>
+//			dial_timeout            <duration>
+//			response_header_timeout <duration>
+//			api_version             <version>
+//		}
+//		price              <provider:model> <input_usd_per_1M> <output_usd_per_1M>
+//		rate_limit_rpm     <n>
+//		default_max_tokens <n>
+//		cors_allow_origins <origin> [<origin>...]
+//		max_request_body   <size>           # e.g. 10MiB
+//	}
+func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "master_key":
+			if !d.AllArgs(&g.MasterKey) {
+				return d.ArgErr()
+			}
+		case "storage_path":
+			if !d.AllArgs(&g.StoragePath) {
+				return d.ArgErr()
+			}
+		case "provider":
+			if err := g.unmarshalProvider(d); err != nil {
+				return err
+			}
+		case "price":
+			if err := g.unmarshalPrice(d); err != nil {
+				return err
+			}
+		case "rate_limit_rpm":
+			n, err := intArg(d, "rate_limit_rpm")
+			if err != nil {
+				return err
+			}
+			g.RateLimitRPM = n
+		case "default_max_tokens":
+			n, err := intArg(d, "default_max_tokens")
+			if err != nil {
+				return err
+			}
+			g.DefaultMaxTokens = n
+		case "cors_allow_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return d.ArgErr()
+			}
+			for _, o := range origins {
+				if err := validateOrigin(o); err != nil {
+					return d.Errf("cors_allow_origins: %v", err)
+				}
+			}
+			g.CORSAllowOrigins = append(g.CORSAllowOrigins, origins...)
+		case "max_request_body":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(s)
+			if err != nil || size == 0 || size > 1<<40 {
+				return d.Errf("max_request_body: invalid size %q", s)
+			}
+			g.MaxRequestBody = int64(size)
+		default:
+			return d.Errf("unrecognized subdirective '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
+	var name string
+	if !d.Args(&name) {
+		return d.ArgErr()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if !validProviderName(name) {
+		return d.Errf("provider %q: name must be lowercase letters, digits, '-', '_' or '.'", name)
+	}
+	if _, dup := g.Providers[name]; dup {
+		return d.Errf("provider %q defined twice", name)
+	}
+	p := new(ProviderConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "api_key":
+			if !d.AllArgs(&p.APIKey) {
+				return d.ArgErr()
+			}
+		case "base_url":
+			urls := d.RemainingArgs()
+			if len(urls) == 0 {
+				return d.ArgErr()
+			}
+			for _, u := range urls {
+				if err := validateBaseURL(u); err != nil {
+					return d.Errf("provider %q: %v", name, err)
+				}
+			}
+			p.BaseURLs = append(p.BaseURLs, urls...)
+		case "models":
+			models := d.RemainingArgs()
+			if len(models) == 0 {
+				return d.ArgErr()
+			}
+			p.Models = append(p.Models, models...)
+		case "timeout", "dial_timeout", "response_header_timeout":
+			opt := d.Val()
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("provider %q: %s: invalid duration %q", name, opt, s)
+			}
+			switch opt {
+			case "timeout":
+				p.Timeout = caddy.Duration(dur)
+			case "dial_timeout":
+				p.DialTimeout = caddy.Duration(dur)
+			default:
+				p.ResponseHeaderTimeout = caddy.Duration(dur)
+			}
+		case "api_version":
+			if !d.AllArgs(&p.APIVersion) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("provider %q: unrecognized subdirective '%s'", name, d.Val())
+		}
+	}
+	if err := p.validate(name); err != nil {
+		return d.Errf("%v", err)
+	}
+	if g.Providers == nil {
+		g.Providers = make(map[string]*ProviderConfig)
+	}
+	g.Providers[name] = p
+	return nil
+}
+
+func (g *Gateway) unmarshalPrice(d *caddyfile.Dispenser) error {
+	var key, in, out string
+	if !d.AllArgs(&key, &in, &out) {
+		return d.ArgErr()
+	}
+	modelKey, err := normalizeModelKey(key)
+	if err != nil {
+		return d.Errf("price: %v", err)
+	}
+	inPrice, err1 := strconv.ParseFloat(in, 64)
+	outPrice, err2 := strconv.ParseFloat(out, 64)
+	if err1 != nil || err2 != nil || !validPrice(inPrice) || !validPrice(outPrice) {
+		return d.Errf("price %s: prices must be non-negative numbers (USD per 1M tokens), got %q %q", key, in, out)
+	}
+	if _, dup := g.Pricing[modelKey]; dup {
+		return d.Errf("price for %s defined twice", modelKey)
+	}
+	if g.Pricing == nil {
+		g.Pricing = make(map[string]PriceConfig)
+	}
+	g.Pricing[modelKey] = PriceConfig{InputPricePerMillion: inPrice, OutputPricePerMillion: outPrice}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser, name string) (int, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, d.Errf("%s: expected a non-negative integer, got %q", name, s)
+	}
+	return n, nil
+}
+
+// validPrice reports whether f is a usable price: finite and not negative.
+func validPrice(f float64) bool {
+	return f >= 0 && !math.IsInf(f, 0) && !math.IsNaN(f)
+}

@@ -1,0 +1,135 @@
+package llmgateway
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		input   string
+		want    *Gateway
+		wantErr string
+	}{
+		{
+			name:  "empty block",
+			input: `llm_gateway`,
+			want:  &Gateway{},
+		},
+		{
+			name: "everything",
+			input: `llm_gateway {
+				master_key {env.GATEWAY_MASTER_KEY}
+				storage_path /var/lib/caddy/llm-gateway
+				provider openai {
+					api_key {env.OPENAI_API_KEY}
+					base_url https://api.openai.com/v1
+				}
+				provider mylocal {
+					base_url http://127.0.0.1:9000/v1 http://127.0.0.1:9001/v1
+					models llama-3.1-8b qwen2.5-7b
+					timeout 2m
+					dial_timeout 5s
+					response_header_timeout 30s
+				}
+				price openai:gpt-4o-mini 0.15 0.60
+				price mylocal/llama-3.1-8b 0 0
+				rate_limit_rpm 600
+				default_max_tokens 4096
+				cors_allow_origins https://app.example.com http://localhost:3000
+				max_request_body 10MiB
+			}`,
+			want: &Gateway{
+				MasterKey:   "{env.GATEWAY_MASTER_KEY}",
+				StoragePath: "/var/lib/caddy/llm-gateway",
+				Providers: map[string]*ProviderConfig{
+					"openai": {APIKey: "{env.OPENAI_API_KEY}", BaseURLs: []string{"https://api.openai.com/v1"}},
+					"mylocal": {
+						BaseURLs:              []string{"http://127.0.0.1:9000/v1", "http://127.0.0.1:9001/v1"},
+						Models:                []string{"llama-3.1-8b", "qwen2.5-7b"},
+						Timeout:               caddy.Duration(2 * time.Minute),
+						DialTimeout:           caddy.Duration(5 * time.Second),
+						ResponseHeaderTimeout: caddy.Duration(30 * time.Second),
+					},
+				},
+				Pricing: map[string]PriceConfig{
+					"openai:gpt-4o-mini":   {InputPricePerMillion: 0.15, OutputPricePerMillion: 0.60},
+					"mylocal:llama-3.1-8b": {},
+				},
+				RateLimitRPM:     600,
+				DefaultMaxTokens: 4096,
+				CORSAllowOrigins: []string{"https://app.example.com", "http://localhost:3000"},
+				MaxRequestBody:   10 << 20,
+			},
+		},
+		{
+			name:  "known provider without block",
+			input: "llm_gateway {\n provider ollama\n}",
+			want:  &Gateway{Providers: map[string]*ProviderConfig{"ollama": {}}},
+		},
+		{name: "argument on directive", input: `llm_gateway foo`, wantErr: "wrong argument count"},
+		{name: "unknown subdirective", input: "llm_gateway {\n\tbogus 1\n}", wantErr: "unrecognized subdirective 'bogus'"},
+		{name: "unknown subdirective names the line", input: "llm_gateway {\n\tmaster_key x\n\tbogus 1\n}", wantErr: "Testfile:3"},
+		{name: "master_key without value", input: "llm_gateway {\n master_key\n}", wantErr: "wrong argument count"},
+		{name: "master_key with two values", input: "llm_gateway {\n master_key a b\n}", wantErr: "wrong argument count"},
+		{name: "unknown provider without base_url", input: "llm_gateway {\n provider mine {\n api_key k\n }\n}", wantErr: "base_url is required"},
+		{name: "azure without base_url", input: "llm_gateway {\n provider azureopenai {\n api_key k\n }\n}", wantErr: "base_url is required"},
+		{name: "bad base_url", input: "llm_gateway {\n provider mine {\n base_url ftp://x\n }\n}", wantErr: "invalid base_url"},
+		{name: "bad provider name", input: "llm_gateway {\n provider My:Prov {\n base_url http://x\n }\n}", wantErr: "name must be"},
+		{name: "duplicate provider", input: "llm_gateway {\n provider openai\n provider openai\n}", wantErr: "defined twice"},
+		{name: "unknown provider subdirective", input: "llm_gateway {\n provider openai {\n apikey k\n }\n}", wantErr: "unrecognized subdirective 'apikey'"},
+		{name: "bad timeout", input: "llm_gateway {\n provider openai {\n timeout soon\n }\n}", wantErr: "invalid duration"},
+		{name: "negative price", input: "llm_gateway {\n price openai:gpt-4o -1 2\n}", wantErr: "non-negative"},
+		{name: "price not a number", input: "llm_gateway {\n price openai:gpt-4o cheap 2\n}", wantErr: "non-negative"},
+		{name: "price infinite", input: "llm_gateway {\n price openai:gpt-4o Inf 2\n}", wantErr: "non-negative"},
+		{name: "price missing output", input: "llm_gateway {\n price openai:gpt-4o 1\n}", wantErr: "wrong argument count"},
+		{name: "price bad model key", input: "llm_gateway {\n price gpt-4o 1 2\n}", wantErr: "provider:model"},
+		{name: "duplicate price", input: "llm_gateway {\n price openai:gpt-4o 1 2\n price openai/gpt-4o 1 2\n}", wantErr: "defined twice"},
+		{name: "negative rpm", input: "llm_gateway {\n rate_limit_rpm -5\n}", wantErr: "non-negative integer"},
+		{name: "rpm not a number", input: "llm_gateway {\n rate_limit_rpm many\n}", wantErr: "non-negative integer"},
+		{name: "bad max_request_body", input: "llm_gateway {\n max_request_body huge\n}", wantErr: "invalid size"},
+		{name: "bad origin", input: "llm_gateway {\n cors_allow_origins app.example.com\n}", wantErr: "invalid origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := new(Gateway)
+			err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(g, tt.want) {
+				t.Fatalf("got  %+v\nwant %+v", g, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateRejectsBadJSONConfig(t *testing.T) {
+	t.Parallel()
+	tests := map[string]*Gateway{
+		"negative body limit": {MaxRequestBody: -1},
+		"negative price":      {Pricing: map[string]PriceConfig{"openai:x": {InputPricePerMillion: -1}}},
+		"bad model key":       {Pricing: map[string]PriceConfig{"nomodel": {}}},
+		"provider no url":     {Providers: map[string]*ProviderConfig{"custom": {}}},
+		"bad origin":          {CORSAllowOrigins: []string{"not a url"}},
+	}
+	for name, g := range tests {
+		if err := g.Validate(); err == nil {
+			t.Errorf("%s: Validate() = nil, want an error", name)
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package llmgateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// adminBodyLimit caps request bodies on admin routes.
+const adminBodyLimit = 1 << 20
+
+// writeJSON answers v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only our own response types reach here; they always marshal.
+		body = []byte(`{"detail":"Internal server error","error":{"message":"Internal server error","type":"server_error","code":"internal_error"}}`)
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// readBody reads the whole request body, at most limit bytes, else 413.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, errTooLarge(limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, errBadRequest("Could not read request body")
+	}
+	if int64(len(body)) > limit {
+		return nil, errTooLarge(limit)
+	}
+	return body, nil
+}
+
+func errTooLarge(limit int64) *apiError {
+	return newError(http.StatusRequestEntityTooLarge, "request_too_large",
+		fmt.Sprintf("Request body too large (limit %d bytes)", limit))
+}
+
+// decodeAdminBody reads a JSON object from the request into dst strictly:
+// malformed JSON, invalid UTF-8, wrong types and unknown fields are 422s
+// that name the field. An empty body decodes as {}.
+func decodeAdminBody(r *http.Request, dst any) error {
+	body, err := readBody(r, adminBodyLimit)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, dst)
+}
+
+func decodeStrict(body []byte, dst any) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if !utf8.Valid(body) {
+		return errValidation("Request body is not valid UTF-8")
+	}
+	if body[0] != '{' {
+		return errValidation("Request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return errValidation(describeJSONError(err))
+	}
+	if dec.More() {
+		return errValidation("Invalid JSON body: unexpected data after the object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errValidation("Invalid JSON body: unexpected data after the object")
+	}
+	return nil
+}
+
+// describeJSONError turns encoding/json's errors into messages that name
+// the field and never echo the input.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return "Request body must be a JSON object"
+		}
+		return fmt.Sprintf("Field '%s' must be %s", field, describeGoType(typeErr.Type.String()))
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("Invalid JSON body at offset %d", syntaxErr.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "Invalid JSON body: unexpected end of input"
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return fmt.Sprintf("Unknown field %s", strings.ReplaceAll(name, `"`, "'"))
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return fe.Error()
+	}
+	return "Invalid JSON body"
+}
+
+func describeGoType(t string) string {
+	t = strings.TrimPrefix(t, "*")
+	switch {
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "a boolean"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	case strings.HasPrefix(t, "map"), strings.HasSuffix(t, "jsonObject"):
+		return "a JSON object"
+	case strings.HasSuffix(t, "apiTime"):
+		return "an ISO 8601 date-time"
+	}
+	return "of a different type"
+}
+
+// fieldError is a validation failure raised while decoding a custom type.
+type fieldError struct{ msg string }
+
+func (e *fieldError) Error() string { return e.msg }
+
+// jsonObject is a JSON value that must be an object (metadata). It keeps the
+// client's bytes verbatim.
+type jsonObject json.RawMessage
+
+// UnmarshalJSON accepts an object or null.
+func (o *jsonObject) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*o = nil
+		return nil
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return &json.UnmarshalTypeError{Value: "value", Type: jsonObjectType}
+	}
+	*o = append((*o)[:0], b...)
+	return nil
+}
+
+// pagination reads skip (≥ 0, default 0) and limit (1..1000, default 100).
+func pagination(r *http.Request) (skip, limit int, err error) {
+	q := r.URL.Query()
+	skip, limit = 0, 100
+	if v, ok := q["skip"]; ok {
+		n, convErr := strconv.Atoi(v[0])
+		if convErr != nil || n < 0 {
+			return 0, 0, errValidation("Query parameter 'skip' must be an integer >= 0")
+		}
+		skip = n
+	}
+	if v, ok := q["limit"]; ok {
+		n, convErr := strconv.Atoi(v[0])
+		if convErr != nil || n < 1 || n > 1000 {
+			return 0, 0, errValidation("Query parameter 'limit' must be an integer between 1 and 1000")
+		}
+		limit = n
+	}
+	return skip, limit, nil
+}

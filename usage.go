@@ -1,0 +1,99 @@
+package llmgateway
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// usageResponse is a usage record as the API shows it.
+type usageResponse struct {
+	ID               string    `json:"id"`
+	RequestID        string    `json:"request_id"`
+	UserID           string    `json:"user_id"`
+	APIKeyID         *string   `json:"api_key_id"`
+	Timestamp        time.Time `json:"timestamp"`
+	Model            string    `json:"model"`
+	Provider         string    `json:"provider"`
+	Endpoint         string    `json:"endpoint"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	TotalTokens      int64     `json:"total_tokens"`
+	Cost             float64   `json:"cost"`
+	Status           string    `json:"status"`
+	StatusCode       int       `json:"status_code"`
+	LatencyMS        int64     `json:"latency_ms"`
+	ErrorMessage     *string   `json:"error_message"`
+	UsageSource      string    `json:"usage_source"`
+}
+
+func usageResponses(records []storage.UsageRecord) []usageResponse {
+	out := make([]usageResponse, len(records))
+	for i := range records {
+		rec := &records[i]
+		out[i] = usageResponse{
+			ID:               rec.ID,
+			RequestID:        rec.RequestID,
+			UserID:           rec.UserID,
+			Timestamp:        rec.Timestamp,
+			Model:            rec.Model,
+			Provider:         rec.Provider,
+			Endpoint:         rec.Endpoint,
+			PromptTokens:     rec.PromptTokens,
+			CompletionTokens: rec.CompletionTokens,
+			TotalTokens:      rec.TotalTokens,
+			Cost:             rec.Cost,
+			Status:           rec.Status,
+			StatusCode:       rec.StatusCode,
+			LatencyMS:        rec.LatencyMS,
+			UsageSource:      rec.UsageSource,
+		}
+		if rec.APIKeyID != "" {
+			out[i].APIKeyID = &rec.APIKeyID
+		}
+		if rec.ErrorMessage != "" {
+			out[i].ErrorMessage = &rec.ErrorMessage
+		}
+	}
+	return out
+}
+
+// listUsage answers GET /v1/usage: records newest first, filtered by date
+// range, user, key and model.
+func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
+	if err := g.requireMaster(r); err != nil {
+		return err
+	}
+	skip, limit, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var f storage.UsageFilter
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"start_date", &f.Start}, {"end_date", &f.End}} {
+		if v := q.Get(p.name); v != "" {
+			t, ok := parseQueryTime(v)
+			if !ok {
+				return errValidation(fmt.Sprintf("Query parameter '%s' must be an ISO 8601 date-time or Unix seconds", p.name))
+			}
+			*p.dst = t
+		}
+	}
+	if !f.Start.IsZero() && !f.End.IsZero() && f.End.Before(f.Start) {
+		return errValidation("Query parameter 'end_date' must not be before 'start_date'")
+	}
+	f.UserID = q.Get("user_id")
+	f.APIKeyID = q.Get("api_key_id")
+	f.Model = q.Get("model")
+	records, err := g.state.store.ListUsage(f, skip, limit)
+	if err != nil {
+		return storeError{fmt.Errorf("listing usage: %w", err)}
+	}
+	writeJSON(w, http.StatusOK, usageResponses(records))
+	return nil
+}
