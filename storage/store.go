@@ -1,0 +1,249 @@
+// Package storage persists users, keys, budgets, prices and usage records in
+// Badger, an embedded transactional key-value store.
+//
+// A Store is safe for concurrent use. Reads run in Badger read-only
+// transactions; every read-modify-write runs in one read-write transaction
+// that is retried when Badger reports a conflict, so concurrent updates of
+// the same record never lose writes. Usage records are written by a single
+// goroutine that commits many records per transaction (group commit) while
+// each caller still waits until its own record is durable.
+//
+// The key layout is described in keys.go.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+)
+
+const (
+	// defaultGCInterval is the value-log GC period when Options leaves it 0.
+	defaultGCInterval = 10 * time.Minute
+	// gcDiscardRatio is the share of stale data that makes a value-log file
+	// worth rewriting.
+	gcDiscardRatio = 0.5
+	// maxConflictRetries bounds the attempts of one read-modify-write.
+	maxConflictRetries = 64
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the database directory. It is created (mode 0700) when
+	// missing. Ignored when InMemory is set.
+	Dir string
+	// InMemory keeps everything in memory; meant for tests.
+	InMemory bool
+	// Logger receives Badger's own logs: INFO at Debug, WARNING at Warn and
+	// ERROR at Error level. Nil discards them.
+	Logger *zap.Logger
+	// GCInterval is the period of value-log garbage collection. Zero means
+	// 10 minutes. GC does not run in memory mode.
+	GCInterval time.Duration
+}
+
+// Store is the gateway's database. Create it with Open and release it with
+// Close.
+type Store struct {
+	db     *badger.DB
+	logger *zap.Logger
+
+	// mu guards closed. Every operation holds it for reading while it uses
+	// db, and Close takes it for writing, so the database is never closed
+	// under a running transaction (Badger iterators panic on a closed DB).
+	mu     sync.RWMutex
+	closed bool
+
+	// usage carries records to the usage writer. Senders hold mu for
+	// reading, so Close can close the channel once it holds mu.
+	usage      chan *usageRequest
+	writerDone chan struct{}
+
+	stopGC chan struct{}
+	gcDone chan struct{}
+}
+
+// Open opens (creating if needed) the database described by opts and starts
+// its background goroutines: the usage writer and, on disk, the value-log
+// garbage collector. Close stops them.
+func Open(opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if !opts.InMemory {
+		if opts.Dir == "" {
+			return nil, errors.New("opening database: no directory given")
+		}
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating database directory: %w", err)
+		}
+	}
+	db, err := badger.Open(badgerOptions(opts, logger))
+	if err != nil {
+		return nil, fmt.Errorf("opening database %q: %w", opts.Dir, err)
+	}
+
+	s := &Store{
+		db:         db,
+		logger:     logger,
+		usage:      make(chan *usageRequest, usageQueueSize),
+		writerDone: make(chan struct{}),
+		stopGC:     make(chan struct{}),
+		gcDone:     make(chan struct{}),
+	}
+	go s.writeUsage()
+	if opts.InMemory {
+		close(s.gcDone)
+	} else {
+		interval := opts.GCInterval
+		if interval <= 0 {
+			interval = defaultGCInterval
+		}
+		go s.collectGarbage(interval)
+	}
+	return s, nil
+}
+
+// badgerOptions tunes Badger for a small service: modest caches and
+// memtables, and synchronous writes so that a committed record survives a
+// crash.
+func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
+	dir := opts.Dir
+	if opts.InMemory {
+		dir = ""
+	}
+	return badger.DefaultOptions(dir).
+		WithInMemory(opts.InMemory).
+		WithLogger(newBadgerLogger(logger)).
+		WithSyncWrites(true).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(6).
+		WithNumCompactors(2)
+}
+
+// Close waits for queued usage records to be committed, stops the
+// background goroutines and closes the database. Further calls return nil;
+// every other method returns an error wrapping ErrClosed afterwards.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+
+	close(s.usage) // no sender is active: senders hold mu for reading
+	<-s.writerDone // the writer drains the queue and answers every caller
+	close(s.stopGC)
+	<-s.gcDone
+
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing database: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers a read transaction.
+func (s *Store) Ping() error {
+	err := s.view(func(txn *badger.Txn) error {
+		_, err := txn.Get(pingKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pinging database: %w", err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return mapClosed(s.db.View(fn))
+}
+
+// update runs fn in a read-write transaction and commits it, running fn
+// again in a fresh transaction when the commit conflicts with another one.
+// fn must therefore have no side effects outside txn.
+func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.updateOpen(fn)
+}
+
+// updateOpen is update for callers that already keep the database open:
+// holders of mu and the usage writer, which Close waits for.
+func (s *Store) updateOpen(fn func(txn *badger.Txn) error) error {
+	var err error
+	for range maxConflictRetries {
+		err = s.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return mapClosed(err)
+		}
+	}
+	return fmt.Errorf("giving up after %d attempts: %w", maxConflictRetries, err)
+}
+
+// mapClosed translates Badger's closed-database error into ErrClosed.
+func mapClosed(err error) error {
+	if errors.Is(err, badger.ErrDBClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// collectGarbage runs value-log GC every interval until Close.
+func (s *Store) collectGarbage(interval time.Duration) {
+	defer close(s.gcDone)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		case <-ticker.C:
+			s.collectValueLog()
+		}
+	}
+}
+
+// collectValueLog rewrites value-log files while each pass reclaims space.
+func (s *Store) collectValueLog() {
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		default:
+		}
+		err := s.db.RunValueLogGC(gcDiscardRatio)
+		switch {
+		case err == nil:
+			continue // a file was rewritten; another may qualify
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			// Nothing worth rewriting, or a GC is already running.
+		default:
+			s.logger.Warn("value log garbage collection failed", zap.Error(err))
+		}
+		return
+	}
+}

@@ -1,0 +1,108 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors returned by the store. Callers test them with errors.Is.
+var (
+	// ErrNotFound means the requested object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists means an object with the same id already exists.
+	ErrExists = errors.New("already exists")
+	// ErrUserDeleted means the operation names a soft-deleted user.
+	ErrUserDeleted = errors.New("user deleted")
+	// ErrClosed means the store has been closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// User is a person or service whose requests are billed. Users are soft
+// deleted: DeletedAt is set and the record stays, so usage history keeps its
+// owner.
+type User struct {
+	UserID            string          `json:"user_id"`
+	Alias             *string         `json:"alias,omitempty"`
+	Spend             float64         `json:"spend"`
+	BudgetID          *string         `json:"budget_id,omitempty"`
+	BudgetStartedAt   *time.Time      `json:"budget_started_at,omitempty"`
+	NextBudgetResetAt *time.Time      `json:"next_budget_reset_at,omitempty"`
+	Blocked           bool            `json:"blocked"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+	DeletedAt         *time.Time      `json:"deleted_at,omitempty"`
+	Metadata          json.RawMessage `json:"metadata,omitempty"`
+}
+
+// Deleted reports whether the user has been soft deleted.
+func (u *User) Deleted() bool { return u.DeletedAt != nil }
+
+// APIKey is a virtual key. Only the SHA-256 of the secret is stored.
+type APIKey struct {
+	ID                string          `json:"id"`
+	KeyHash           string          `json:"key_hash"`   // hex SHA-256 of the whole secret
+	KeyPrefix         string          `json:"key_prefix"` // first 8 characters of the secret
+	KeyName           *string         `json:"key_name,omitempty"`
+	UserID            string          `json:"user_id"`
+	CreatedAt         time.Time       `json:"created_at"`
+	LastUsedAt        *time.Time      `json:"last_used_at,omitempty"`
+	ExpiresAt         *time.Time      `json:"expires_at,omitempty"`
+	IsActive          bool            `json:"is_active"`
+	Metadata          json.RawMessage `json:"metadata,omitempty"`
+	AllowedModels     []string        `json:"allowed_models,omitempty"`
+	MaxBudget         *float64        `json:"max_budget,omitempty"`
+	BudgetDurationSec *int64          `json:"budget_duration_sec,omitempty"`
+	BudgetStartedAt   *time.Time      `json:"budget_started_at,omitempty"`
+	RPMLimit          *int64          `json:"rpm_limit,omitempty"`
+	TPMLimit          *int64          `json:"tpm_limit,omitempty"`
+	Spend             float64         `json:"spend"`
+}
+
+// Budget is a spending template; each user on it has its own spend.
+type Budget struct {
+	BudgetID          string    `json:"budget_id"`
+	MaxBudget         *float64  `json:"max_budget,omitempty"`
+	BudgetDurationSec *int64    `json:"budget_duration_sec,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// Price is the cost of a model in USD per million tokens.
+type Price struct {
+	ModelKey              string    `json:"model_key"` // provider:model
+	InputPricePerMillion  float64   `json:"input_price_per_million"`
+	OutputPricePerMillion float64   `json:"output_price_per_million"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+}
+
+// UsageRecord is one attempted upstream call.
+type UsageRecord struct {
+	ID               string    `json:"id"`
+	RequestID        string    `json:"request_id"`
+	UserID           string    `json:"user_id"`
+	APIKeyID         string    `json:"api_key_id,omitempty"` // empty for the master key
+	Timestamp        time.Time `json:"timestamp"`
+	Model            string    `json:"model"`
+	Provider         string    `json:"provider"`
+	Endpoint         string    `json:"endpoint"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	TotalTokens      int64     `json:"total_tokens"`
+	Cost             float64   `json:"cost"`
+	Status           string    `json:"status"` // "success" or "error"
+	StatusCode       int       `json:"status_code"`
+	LatencyMS        int64     `json:"latency_ms"`
+	ErrorMessage     string    `json:"error_message,omitempty"`
+	UsageSource      string    `json:"usage_source"` // "provider" or "estimated"
+}
+
+// UsageFilter selects usage records. Zero fields do not filter.
+type UsageFilter struct {
+	UserID   string
+	APIKeyID string
+	Model    string
+	Start    time.Time // inclusive
+	End      time.Time // inclusive
+}

@@ -1,0 +1,153 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// CreateUser stores u. It fails with ErrExists when an active user has the
+// same id. A soft-deleted user with that id is replaced by u, which revives
+// it; the caller passes fresh fields (zero spend, nil DeletedAt). The
+// caller also sets CreatedAt and UpdatedAt.
+func (s *Store) CreateUser(u *User) error {
+	if !validID(u.UserID) {
+		return fmt.Errorf("creating user: invalid user id %q", u.UserID)
+	}
+	err := s.update(func(txn *badger.Txn) error {
+		var old User
+		err := getJSON(txn, userKey(u.UserID), &old)
+		switch {
+		case err == nil && !old.Deleted():
+			return ErrExists
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return err
+		}
+		return putJSON(txn, userKey(u.UserID), u)
+	})
+	if err != nil {
+		return fmt.Errorf("creating user %s: %w", u.UserID, err)
+	}
+	return nil
+}
+
+// GetUser returns the user with the given id, soft-deleted or not (check
+// User.Deleted). It fails with ErrNotFound when there is none.
+func (s *Store) GetUser(id string) (*User, error) {
+	var u User
+	err := s.view(func(txn *badger.Txn) error {
+		return getJSON(txn, userKey(id), &u)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading user %s: %w", id, err)
+	}
+	return &u, nil
+}
+
+// ListUsers returns active users in ascending byte order of their ids,
+// skipping the first skip of them and returning at most limit.
+func (s *Store) ListUsers(skip, limit int) ([]User, error) {
+	users := []User{}
+	err := s.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(prefixUser)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+
+		for it.Rewind(); it.Valid() && len(users) < limit; it.Next() {
+			var u User
+			if err := decodeItem(it.Item(), &u); err != nil {
+				return err
+			}
+			if u.Deleted() {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			users = append(users, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return users, nil
+}
+
+// UpdateUser applies fn to the stored user and saves the result, all in one
+// transaction. fn also sees soft-deleted users and decides what to do with
+// them. fn may run more than once when the transaction conflicts with a
+// concurrent write, so it must not have side effects. An error from fn
+// aborts the update and is returned as is. Changes to UserID are ignored.
+// UpdateUser fails with ErrNotFound when the user does not exist.
+func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
+	var u User
+	err := s.update(func(txn *badger.Txn) error {
+		u = User{} // a retry must not see fields of the previous attempt
+		if err := getJSON(txn, userKey(id), &u); err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return &callbackError{err: err}
+		}
+		u.UserID = id
+		return putJSON(txn, userKey(id), &u)
+	})
+	if ce := asCallbackError(err); ce != nil {
+		return nil, ce.err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("updating user %s: %w", id, err)
+	}
+	return &u, nil
+}
+
+// DeleteUser soft deletes the user: DeletedAt and UpdatedAt become now and
+// every key of the user is deactivated, in one transaction. It fails with
+// ErrNotFound when the user does not exist or is already deleted. (A user
+// with thousands of keys could exceed Badger's transaction size limit; the
+// deletion then fails as a whole and changes nothing.)
+func (s *Store) DeleteUser(id string, now time.Time) error {
+	err := s.update(func(txn *badger.Txn) error {
+		var u User
+		if err := getJSON(txn, userKey(id), &u); err != nil {
+			return err
+		}
+		if u.Deleted() {
+			return ErrNotFound
+		}
+		deletedAt := now
+		u.DeletedAt = &deletedAt
+		u.UpdatedAt = now
+		if err := putJSON(txn, userKey(id), &u); err != nil {
+			return err
+		}
+
+		for _, keyID := range keyIDsOfUser(txn, id) {
+			var k APIKey
+			err := getJSON(txn, apiKeyKey(keyID), &k)
+			if errors.Is(err, ErrNotFound) {
+				continue // dangling index entry; nothing to deactivate
+			}
+			if err != nil {
+				return err
+			}
+			if !k.IsActive {
+				continue
+			}
+			k.IsActive = false
+			if err := putJSON(txn, apiKeyKey(keyID), &k); err != nil {
+				return fmt.Errorf("deactivating key %s: %w", keyID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deleting user %s: %w", id, err)
+	}
+	return nil
+}
