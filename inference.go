@@ -1,10 +1,198 @@
 package llmgateway
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 // routeInference routes the OpenAI-compatible inference endpoints.
 func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resource string, rest []string) error {
+	switch {
+	case resource == "chat" && len(rest) == 1 && rest[0] == "completions":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		return g.serveCompletion(w, r, endpointChat)
+	case resource == "embeddings" && len(rest) == 0:
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		return g.serveCompletion(w, r, endpointEmbeddings)
+	case resource == "models":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(http.MethodGet)
+		}
+		if len(rest) == 0 {
+			return g.listModels(w, r)
+		}
+		return g.getModel(w, r, strings.Join(rest, "/"))
+	}
 	return errNotFound("Not found")
+}
+
+// endpoint is an inference route and how it is metered.
+type endpoint struct {
+	path      string // below the provider's base URL, and below /v1
+	streaming bool   // accepts "stream": true
+}
+
+var (
+	endpointChat       = endpoint{path: "/chat/completions", streaming: true}
+	endpointEmbeddings = endpoint{path: "/embeddings"}
+)
+
+// call is one validated inference request, ready to forward.
+type call struct {
+	endpoint   endpoint
+	requestID  string
+	userID     string
+	keyID      string // empty for the master key
+	up         *upstream
+	provider   string
+	model      string // the provider's own name
+	body       []byte // as sent, with model (and stream_options) patched
+	stream     bool
+	stripUsage bool // the client asked for no usage chunk
+	prompt     int64
+}
+
+// prepareCall authenticates and validates an inference request and patches
+// its body for the provider, in the contract's order of checks.
+func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoint) (*call, error) {
+	p, err := g.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(r, g.MaxRequestBody)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		return nil, errValidation("Request body is not valid UTF-8")
+	}
+	if !gjson.ValidBytes(body) {
+		return nil, errValidation("Invalid JSON body")
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, errValidation("Request body must be a JSON object")
+	}
+	modelField := root.Get("model")
+	switch {
+	case !modelField.Exists():
+		return nil, errValidation("Field 'model' is required")
+	case modelField.Type != gjson.String:
+		return nil, errValidation("Field 'model' must be a string")
+	}
+
+	c := &call{endpoint: ep, requestID: w.Header().Get("X-Request-Id")}
+	if err := g.resolveUser(p, root.Get("user"), c); err != nil {
+		return nil, err
+	}
+	if _, err := g.loadCallUser(c.userID); err != nil {
+		return nil, err
+	}
+
+	provider, model, ok := splitModel(modelField.Str)
+	if !ok {
+		return nil, errBadRequest(fmt.Sprintf("Model '%s' must be 'provider:model'", truncate(modelField.Str, 128)))
+	}
+	up := g.upstreams[provider]
+	if up == nil {
+		return nil, errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
+	}
+	if p.key != nil && !modelAllowed(p.key.AllowedModels, provider, model) {
+		return nil, errForbidden("model_not_allowed", fmt.Sprintf("Model '%s' is not allowed for this API key", truncate(modelField.Str, 128)))
+	}
+	c.up, c.provider, c.model = up, provider, model
+
+	patched, err := sjson.SetBytes(body, "model", model)
+	if err != nil {
+		return nil, errValidation("Invalid JSON body")
+	}
+	if ep.streaming && root.Get("stream").Type == gjson.True {
+		c.stream = true
+		opts := root.Get("stream_options")
+		if opts.Exists() && opts.IsObject() {
+			c.stripUsage = opts.Get("include_usage").Type == gjson.False
+			patched, err = sjson.SetBytes(patched, "stream_options.include_usage", true)
+		} else {
+			patched, err = sjson.SetRawBytes(patched, "stream_options", []byte(`{"include_usage":true}`))
+		}
+		if err != nil {
+			return nil, errValidation("Invalid JSON body")
+		}
+	}
+	c.body = patched
+	c.prompt = estimatePromptTokens(body)
+	return c, nil
+}
+
+// resolveUser decides whom the request bills: the user named in the body
+// for the master key, the key's own user for a virtual key (which may not
+// name anyone else).
+func (g *Gateway) resolveUser(p principal, user gjson.Result, c *call) error {
+	if user.Exists() && user.Type != gjson.String && user.Type != gjson.Null {
+		return errValidation("Field 'user' must be a string")
+	}
+	if p.master {
+		if user.Type != gjson.String || user.Str == "" {
+			return errBadRequest("When using master key, 'user' field is required in request body")
+		}
+		c.userID = user.Str
+		return nil
+	}
+	c.keyID = p.key.ID
+	c.userID = p.key.UserID
+	if user.Type == gjson.String && user.Str != "" && user.Str != p.key.UserID {
+		return errForbidden("user_not_allowed", fmt.Sprintf("API key is not allowed to act for user '%s'", truncate(user.Str, 128)))
+	}
+	return nil
+}
+
+// loadCallUser returns the billed user if it exists, is not deleted and is
+// not blocked.
+func (g *Gateway) loadCallUser(id string) (*storage.User, error) {
+	u, err := g.state.store.GetUser(id)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deleted()) {
+		return nil, errNotFound(fmt.Sprintf("User '%s' not found", truncate(id, 128)))
+	}
+	if err != nil {
+		return nil, storeError{fmt.Errorf("loading user %s: %w", id, err)}
+	}
+	if u.Blocked {
+		return nil, errForbidden("user_blocked", fmt.Sprintf("User '%s' is blocked", id))
+	}
+	return u, nil
+}
+
+// modelAllowed checks a key's allow-list: empty allows everything;
+// entries are "provider:model" or "provider:*".
+func modelAllowed(allowed []string, provider, model string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	for _, a := range allowed {
+		p, m, ok := splitModel(a)
+		if ok && p == provider && (m == "*" || m == model) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep endpoint) error {
+	c, err := g.prepareCall(w, r, ep)
+	if err != nil {
+		return err
+	}
+	return g.forward(w, r, c)
 }

@@ -78,6 +78,8 @@ type Gateway struct {
 
 	hasMaster   bool
 	masterHash  [sha256.Size]byte
+	upstreams   map[string]*upstream
+	started     time.Time
 	storagePath string
 	state       *gatewayState
 	logger      *zap.Logger
@@ -142,6 +144,19 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := g.seedPrices(); err != nil {
 		return err
 	}
+
+	g.started = time.Now()
+	g.upstreams = make(map[string]*upstream, len(g.Providers))
+	for name, cfg := range g.Providers {
+		if err := cfg.validate(name); err != nil {
+			return err
+		}
+		up, err := newUpstream(name, cfg, repl)
+		if err != nil {
+			return err
+		}
+		g.upstreams[name] = up
+	}
 	return nil
 }
 
@@ -182,7 +197,7 @@ func (g *Gateway) Validate() error {
 		if _, err := normalizeModelKey(key); err != nil {
 			return fmt.Errorf("pricing %q: %w", key, err)
 		}
-		if p.InputPricePerMillion < 0 || p.OutputPricePerMillion < 0 {
+		if !validPrice(p.InputPricePerMillion) || !validPrice(p.OutputPricePerMillion) {
 			return fmt.Errorf("pricing %q: prices must not be negative", key)
 		}
 	}
@@ -201,6 +216,9 @@ func (g *Gateway) Validate() error {
 
 // Cleanup releases the shared state acquired by Provision.
 func (g *Gateway) Cleanup() error {
+	for _, up := range g.upstreams {
+		up.close()
+	}
 	if g.state == nil {
 		return nil
 	}

@@ -110,12 +110,15 @@ func (g *gateway) caddyfile(c gatewayConfig) string {
 
 http://127.0.0.1:%d {
 	%s
-	llm_gateway {
-		%s
-		storage_path %s
-		%s
+	# route keeps the written order: respond is ordered before llm_gateway.
+	route {
+		llm_gateway {
+			%s
+			storage_path %s
+			%s
+		}
+		respond "fallthrough" 200
 	}
-	respond "fallthrough" 200
 }
 `, g.admin, c.Global, g.port, c.Site, master, storage, c.Block)
 }

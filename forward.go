@@ -1,0 +1,373 @@
+package llmgateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// Limits on what the gateway reads from a provider.
+const (
+	maxResponseBody = 64 << 20 // a non-stream response
+	maxErrorBody    = 1 << 20  // a 4xx body passed through
+	maxLoggedError  = 2 << 10  // provider error text kept for the debug log
+	sseBufferSize   = 64 << 10 // longest SSE line parsed for usage
+	recordTimeout   = 10 * time.Second
+)
+
+// Messages of the contract for upstream failures.
+const (
+	msgProviderError   = "LLM provider error"
+	msgProviderTimeout = "LLM provider timeout"
+	msgStreamError     = "An error occurred during streaming"
+)
+
+var streamErrorEvent = []byte("data: {\"error\": {\"message\": \"" + msgStreamError + "\", \"type\": \"server_error\"}}\n\ndata: [DONE]\n\n")
+
+// attempt is the outcome of one upstream call, turned into a usage record.
+type attempt struct {
+	start            time.Time
+	statusCode       int // what the client received
+	failed           bool
+	errorMessage     string
+	usageSeen        bool
+	promptTokens     int64
+	completionTokens int64
+	completionBytes  int // content forwarded, for an estimate
+}
+
+// forward sends the call to its provider and answers the client, failing
+// over to the provider's next base URL when a connection cannot be made.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error {
+	start := c.up.next.Add(1) - 1
+	for try := uint64(0); ; try++ {
+		a := &attempt{start: time.Now()}
+		ctx, cancel := context.WithTimeout(r.Context(), c.up.timeout)
+		resp, err := g.send(ctx, r, c, try, start)
+		if err != nil {
+			cancel()
+			canRetry := isDialError(err) && try+1 < uint64(len(c.up.baseURLs)) && r.Context().Err() == nil
+			apiErr := g.upstreamFailure(c, err)
+			a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, apiErr.Message
+			if canRetry {
+				a.errorMessage = "connection failed; retrying on the next base URL"
+			}
+			if rerr := g.record(c, a); rerr != nil {
+				return rerr
+			}
+			if canRetry {
+				continue
+			}
+			return apiErr
+		}
+		err = g.respond(ctx, w, c, resp, a)
+		resp.Body.Close()
+		cancel()
+		return err
+	}
+}
+
+// send makes one HTTP request to the provider.
+func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start uint64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.up.endpoint(c.endpoint.path, try, start), bytes.NewReader(c.body))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(c.body))
+	req.Header.Set("Content-Type", "application/json")
+	if accept := r.Header.Get("Accept"); accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if ua := r.Header.Get("User-Agent"); ua != "" {
+		req.Header.Set("User-Agent", ua)
+	}
+	c.up.setAuth(req.Header)
+	return c.up.client.Do(req)
+}
+
+// upstreamFailure maps a failed round trip to the contract's error.
+func (g *Gateway) upstreamFailure(c *call, err error) *apiError {
+	if c := g.logger.Check(zapcore.DebugLevel, "provider request failed"); c != nil {
+		c.Write(zap.String("error", err.Error()))
+	}
+	if isTimeout(err) {
+		return newError(http.StatusGatewayTimeout, "provider_timeout", msgProviderTimeout)
+	}
+	return newError(http.StatusBadGateway, "provider_error", msgProviderError)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// respond answers the client from the provider's response and records the
+// attempt.
+func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	switch {
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || resp.StatusCode < 200 || (resp.StatusCode >= 300 && resp.StatusCode < 400):
+		text, _ := io.ReadAll(io.LimitReader(resp.Body, maxLoggedError))
+		if ce := g.logger.Check(zapcore.DebugLevel, "provider error response"); ce != nil {
+			ce.Write(zap.String("provider", c.provider), zap.Int("status", resp.StatusCode),
+				zap.String("body", c.up.redact(string(text))))
+		}
+		a.failed, a.statusCode = true, http.StatusBadGateway
+		a.errorMessage = "provider returned " + strconv.Itoa(resp.StatusCode)
+		if err := g.record(c, a); err != nil {
+			return err
+		}
+		return newError(http.StatusBadGateway, "provider_error", msgProviderError)
+	case resp.StatusCode >= 400:
+		return g.passThroughError(ctx, w, c, resp, a)
+	case c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
+		return g.relayStream(ctx, w, c, resp, a)
+	}
+	return g.relayBody(ctx, w, c, resp, a)
+}
+
+// passThroughError forwards a provider 4xx (bad request, rate limit, not
+// found) with its status and body.
+func (g *Gateway) passThroughError(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil {
+		return g.failRead(c, a, err)
+	}
+	a.failed, a.statusCode = true, resp.StatusCode
+	a.errorMessage = "provider returned " + strconv.Itoa(resp.StatusCode)
+	if msg := gjson.GetBytes(body, "error.message"); msg.Type == gjson.String {
+		a.errorMessage += ": " + truncate(c.up.redact(msg.Str), 512)
+	}
+	if err := g.record(c, a); err != nil {
+		return err
+	}
+	body = bytes.ReplaceAll(body, []byte(c.up.apiKey), []byte("[REDACTED]"))
+	copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// failRead records an attempt whose response could not be read.
+func (g *Gateway) failRead(c *call, a *attempt, err error) error {
+	apiErr := g.upstreamFailure(c, err)
+	a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, apiErr.Message
+	if rerr := g.record(c, a); rerr != nil {
+		return rerr
+	}
+	return apiErr
+}
+
+// relayBody answers a non-stream response once its usage is recorded.
+func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	if err == nil && len(body) > maxResponseBody {
+		err = fmt.Errorf("response body over %d bytes", maxResponseBody)
+	}
+	if err != nil {
+		return g.failRead(c, a, err)
+	}
+	a.statusCode = resp.StatusCode
+	if usage := gjson.GetBytes(body, "usage"); usage.IsObject() {
+		a.usageSeen = true
+		a.promptTokens = usage.Get("prompt_tokens").Int()
+		a.completionTokens = usage.Get("completion_tokens").Int()
+	} else {
+		gjson.GetBytes(body, "choices.#.message.content").ForEach(func(_, v gjson.Result) bool {
+			a.completionBytes += len(v.Str)
+			return true
+		})
+	}
+	if err := g.record(c, a); err != nil {
+		return err
+	}
+	copyHeader(w.Header(), resp.Header, "Content-Type")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// relayStream forwards an SSE stream event by event, flushing each, while
+// the scanner picks out usage. It never buffers more than one line.
+func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	h := w.Header()
+	copyHeader(h, resp.Header, "Content-Type")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	a.statusCode = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+
+	var scan sseScanner
+	br := bufio.NewReaderSize(resp.Body, sseBufferSize)
+	lineStart, skipBlank := true, false
+	clientGone, recorded := false, false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			ends := chunk[len(chunk)-1] == '\n'
+			send := true
+			if lineStart && ends {
+				blank := len(bytes.TrimRight(chunk, "\r\n")) == 0
+				switch {
+				case blank && skipBlank:
+					send, skipBlank = false, false
+				case !blank:
+					if scan.line(chunk) && c.stripUsage {
+						send, skipBlank = false, true
+					}
+					if scan.done && !recorded {
+						// Commit before the client sees [DONE]: a client
+						// that got a complete stream finds it billed.
+						g.recordStream(c, a, &scan)
+						recorded = true
+					}
+				}
+			}
+			lineStart = ends
+			if send {
+				if _, werr := w.Write(chunk); werr != nil {
+					clientGone = true
+					break
+				}
+				if (ends && len(bytes.TrimRight(chunk, "\r\n")) == 0) || br.Buffered() == 0 {
+					if ferr := rc.Flush(); ferr != nil {
+						clientGone = true
+						break
+					}
+				}
+			}
+		}
+		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		// The provider failed after the stream started, or the client left.
+		if ctx.Err() != nil && !isTimeout(ctx.Err()) {
+			clientGone = true
+			break
+		}
+		apiErr := g.upstreamFailure(c, err)
+		a.failed, a.errorMessage = true, "stream interrupted: "+apiErr.Message
+		g.recordStream(c, a, &scan)
+		recorded = true
+		if !lineStart {
+			_, _ = w.Write([]byte("\n\n"))
+		}
+		_, _ = w.Write(streamErrorEvent)
+		_ = rc.Flush()
+		break
+	}
+	if clientGone {
+		a.failed, a.errorMessage = true, "client disconnected"
+	}
+	if !recorded {
+		g.recordStream(c, a, &scan)
+	}
+	return nil
+}
+
+// recordStream records a stream's attempt from what the scanner saw. The
+// response has started, so a failure can only be logged.
+func (g *Gateway) recordStream(c *call, a *attempt, scan *sseScanner) {
+	a.usageSeen = scan.usageSeen
+	a.promptTokens, a.completionTokens = scan.promptTokens, scan.completionTokens
+	a.completionBytes = scan.contentBytes
+	if err := g.record(c, a); err != nil {
+		g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))
+	}
+}
+
+// record writes the attempt's usage record and charges its cost to the
+// user and key, durably, before the caller answers.
+func (g *Gateway) record(c *call, a *attempt) error {
+	rec := &storage.UsageRecord{
+		RequestID:  c.requestID,
+		UserID:     c.userID,
+		APIKeyID:   c.keyID,
+		Timestamp:  a.start.UTC(),
+		Model:      c.model,
+		Provider:   c.provider,
+		Endpoint:   "/v1" + c.endpoint.path,
+		Status:     "success",
+		StatusCode: a.statusCode,
+		LatencyMS:  time.Since(a.start).Milliseconds(),
+	}
+	if id, err := uuid.NewV7(); err == nil {
+		rec.ID = id.String()
+	} else {
+		rec.ID = newRequestID()
+	}
+	if a.failed {
+		rec.Status, rec.ErrorMessage = "error", a.errorMessage
+	}
+	switch {
+	case a.usageSeen:
+		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = a.promptTokens, a.completionTokens, "provider"
+	case a.statusCode >= 200 && a.statusCode < 300:
+		// Tokens were produced (or at least the prompt was read) but the
+		// provider did not say how many: never bill that as zero.
+		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, estimateTokens(a.completionBytes), "estimated"
+	default:
+		rec.UsageSource = "provider"
+	}
+	if c.endpoint == endpointEmbeddings {
+		rec.CompletionTokens = 0
+	}
+	rec.TotalTokens = rec.PromptTokens + rec.CompletionTokens
+	rec.Cost = g.cost(c.provider, c.model, rec.PromptTokens, rec.CompletionTokens)
+
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	if err := g.state.store.RecordUsage(ctx, rec); err != nil {
+		return storeError{fmt.Errorf("recording usage of request %s: %w", c.requestID, err)}
+	}
+	return nil
+}
+
+// cost prices tokens with the model's stored price; an unpriced model costs 0.
+func (g *Gateway) cost(provider, model string, prompt, completion int64) float64 {
+	p, err := g.state.store.GetPrice(provider + ":" + model)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			g.logger.Warn("loading price", zap.String("model_key", provider+":"+model), zap.Error(err))
+		}
+		return 0
+	}
+	return float64(prompt)/1e6*p.InputPricePerMillion + float64(completion)/1e6*p.OutputPricePerMillion
+}
+
+func copyHeader(dst, src http.Header, names ...string) {
+	for _, name := range names {
+		if v := src.Get(name); v != "" {
+			dst.Set(name, v)
+		}
+	}
+}

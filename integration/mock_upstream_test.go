@@ -1,0 +1,175 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Numbers the mock reports as usage, so metering tests can check exact costs.
+const (
+	mockPromptTokens     = 11
+	mockCompletionTokens = 7
+	mockEmbeddingTokens  = 5
+)
+
+// mockUpstream is an OpenAI-compatible provider for tests. The model name
+// (after the gateway strips its provider prefix) selects the behaviour:
+//
+//	ok          non-stream answer, or a stream with a usage chunk when asked
+//	no-usage    like ok, but never any usage
+//	gated       a stream that sends one chunk, then waits for release()
+//	drop        a stream that sends one chunk, then drops the connection
+//	hang        never answers (until the request is cancelled)
+//	err-<code>  answers <code> with an OpenAI error body
+type mockUpstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []mockRequest
+	gate     chan struct{}
+	once     sync.Once
+}
+
+// mockRequest is what the mock received.
+type mockRequest struct {
+	Path   string
+	Query  string
+	Header http.Header
+	Body   []byte
+}
+
+func newMockUpstream(t *testing.T) *mockUpstream {
+	t.Helper()
+	m := &mockUpstream{gate: make(chan struct{})}
+	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(func() {
+		m.release()
+		m.Server.CloseClientConnections()
+		m.Server.Close()
+	})
+	return m
+}
+
+// BaseURL is the provider base URL to put in a gateway config.
+func (m *mockUpstream) BaseURL() string { return m.URL + "/v1" }
+
+// release lets gated streams finish.
+func (m *mockUpstream) release() { m.once.Do(func() { close(m.gate) }) }
+
+// Requests returns a copy of what the mock received so far.
+func (m *mockUpstream) Requests() []mockRequest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]mockRequest(nil), m.requests...)
+}
+
+// last returns the last request received.
+func (m *mockUpstream) last(t *testing.T) mockRequest {
+	t.Helper()
+	reqs := m.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("the mock upstream received no request")
+	}
+	return reqs[len(reqs)-1]
+}
+
+func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	m.mu.Lock()
+	m.requests = append(m.requests, mockRequest{Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	m.mu.Unlock()
+
+	var req struct {
+		Model         string `json:"model"`
+		Stream        bool   `json:"stream"`
+		StreamOptions *struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	_ = json.Unmarshal(body, &req)
+
+	if code, ok := strings.CutPrefix(req.Model, "err-"); ok {
+		var status int
+		fmt.Sscan(code, &status)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"error":{"message":"mock error %d with secret detail","type":"invalid_request_error","code":"mock_%d"}}`, status, status)
+		return
+	}
+	if req.Model == "hang" {
+		<-r.Context().Done()
+		return
+	}
+	switch r.URL.Path {
+	case "/v1/embeddings":
+		writeMockJSON(w, fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":%q,"usage":{"prompt_tokens":%d,"total_tokens":%d}}`,
+			req.Model, mockEmbeddingTokens, mockEmbeddingTokens))
+		return
+	case "/v1/chat/completions":
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if !req.Stream {
+		usage := fmt.Sprintf(`,"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, mockPromptTokens, mockCompletionTokens, mockPromptTokens+mockCompletionTokens)
+		if req.Model == "no-usage" {
+			usage = ""
+		}
+		writeMockJSON(w, fmt.Sprintf(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"Hello world, from the mock."},"finish_reason":"stop"}]%s}`, req.Model, usage))
+		return
+	}
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	chunk := func(content string) {
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", req.Model, content)
+		_ = rc.Flush()
+	}
+	chunk("Hello")
+	switch req.Model {
+	case "gated":
+		select {
+		case <-m.gate:
+		case <-r.Context().Done():
+			return
+		}
+	case "drop":
+		conn, _, err := rc.Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	}
+	chunk(" world")
+	fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", req.Model)
+	if req.Model != "no-usage" && req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":%q,\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
+			req.Model, mockPromptTokens, mockCompletionTokens, mockPromptTokens+mockCompletionTokens)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	_ = rc.Flush()
+}
+
+func writeMockJSON(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, body)
+}
+
+// waitFor polls cond until it holds; for state another process writes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
