@@ -29,6 +29,8 @@ type keyResponse struct {
 	RPMLimit          *int64          `json:"rpm_limit"`
 	TPMLimit          *int64          `json:"tpm_limit"`
 	Spend             float64         `json:"spend"`
+	BudgetStartedAt   *time.Time      `json:"budget_started_at"`
+	NextBudgetResetAt *time.Time      `json:"next_budget_reset_at"`
 }
 
 // createdKeyResponse is the only response that carries the secret.
@@ -37,7 +39,14 @@ type createdKeyResponse struct {
 	keyResponse
 }
 
-func (g *Gateway) newKeyResponse(k *storage.APIKey) keyResponse {
+// keyResponse shows k with the spend of its current budget period.
+func (g *Gateway) keyResponse(k *storage.APIKey) (keyResponse, error) {
+	sched := keySchedule(k)
+	now := g.now()
+	spend, err := g.state.ledger.spent(account{storage.SpendOfKey, k.ID}, sched.start(now))
+	if err != nil {
+		return keyResponse{}, err
+	}
 	lastUsed := k.LastUsedAt
 	if t, ok := g.state.touch.lastUsed(k.ID); ok && (lastUsed == nil || t.After(*lastUsed)) {
 		lastUsed = &t
@@ -57,8 +66,23 @@ func (g *Gateway) newKeyResponse(k *storage.APIKey) keyResponse {
 		BudgetDurationSec: k.BudgetDurationSec,
 		RPMLimit:          k.RPMLimit,
 		TPMLimit:          k.TPMLimit,
-		Spend:             k.Spend,
+		Spend:             spend,
+		BudgetStartedAt:   k.BudgetStartedAt,
+		NextBudgetResetAt: sched.next(now),
+	}, nil
+}
+
+func (g *Gateway) writeKey(w http.ResponseWriter, k *storage.APIKey, secret string) error {
+	resp, err := g.keyResponse(k)
+	if err != nil {
+		return err
 	}
+	if secret != "" {
+		writeJSON(w, http.StatusOK, createdKeyResponse{Key: secret, keyResponse: resp})
+	} else {
+		writeJSON(w, http.StatusOK, resp)
+	}
+	return nil
 }
 
 // keyLimits are the per-key controls, shared by create and update.
@@ -207,8 +231,7 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError{fmt.Errorf("creating key: %w", err)}
 	}
-	writeJSON(w, http.StatusOK, createdKeyResponse{Key: secret, keyResponse: g.newKeyResponse(k)})
-	return nil
+	return g.writeKey(w, k, secret)
 }
 
 func keyNotFound(id string) *apiError {
@@ -237,7 +260,9 @@ func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]keyResponse, len(keys))
 	for i := range keys {
-		out[i] = g.newKeyResponse(&keys[i])
+		if out[i], err = g.keyResponse(&keys[i]); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -251,8 +276,7 @@ func (g *Gateway) getKey(w http.ResponseWriter, _ *http.Request, id string) erro
 	if err != nil {
 		return storeError{fmt.Errorf("loading key %s: %w", id, err)}
 	}
-	writeJSON(w, http.StatusOK, g.newKeyResponse(k))
-	return nil
+	return g.writeKey(w, k, "")
 }
 
 func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) error {
@@ -291,8 +315,7 @@ func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) e
 	if err != nil {
 		return keyWriteError(id, err)
 	}
-	writeJSON(w, http.StatusOK, g.newKeyResponse(k))
-	return nil
+	return g.writeKey(w, k, "")
 }
 
 func (g *Gateway) deleteKey(w http.ResponseWriter, _ *http.Request, id string) error {
@@ -301,6 +324,7 @@ func (g *Gateway) deleteKey(w http.ResponseWriter, _ *http.Request, id string) e
 		return keyWriteError(id, err)
 	}
 	g.state.touch.forget(id)
+	g.state.ledger.forget(account{storage.SpendOfKey, id})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -326,6 +350,5 @@ func (g *Gateway) rotateKey(w http.ResponseWriter, r *http.Request, id string) e
 	if err != nil {
 		return keyWriteError(id, err)
 	}
-	writeJSON(w, http.StatusOK, createdKeyResponse{Key: secret, keyResponse: g.newKeyResponse(k)})
-	return nil
+	return g.writeKey(w, k, secret)
 }

@@ -31,19 +31,34 @@ type userResponse struct {
 	Metadata          json.RawMessage `json:"metadata"`
 }
 
-func newUserResponse(u *storage.User) userResponse {
+// userResponse shows u with the spend of its current budget period and
+// when that period ends.
+func (g *Gateway) userResponse(u *storage.User) (userResponse, error) {
+	budget, sched, err := g.userSchedule(u)
+	if err != nil {
+		return userResponse{}, err
+	}
+	now := g.now()
+	spend, err := g.state.ledger.spent(account{storage.SpendOfUser, u.UserID}, sched.start(now))
+	if err != nil {
+		return userResponse{}, err
+	}
+	var next *time.Time
+	if budget != nil {
+		next = sched.next(now)
+	}
 	return userResponse{
 		UserID:            u.UserID,
 		Alias:             u.Alias,
-		Spend:             u.Spend,
+		Spend:             spend,
 		BudgetID:          u.BudgetID,
 		BudgetStartedAt:   u.BudgetStartedAt,
-		NextBudgetResetAt: u.NextBudgetResetAt,
+		NextBudgetResetAt: next,
 		Blocked:           u.Blocked,
 		CreatedAt:         u.CreatedAt,
 		UpdatedAt:         u.UpdatedAt,
 		Metadata:          metadataOrEmpty(u.Metadata),
-	}
+	}, nil
 }
 
 func metadataOrEmpty(m json.RawMessage) json.RawMessage {
@@ -137,8 +152,7 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError{fmt.Errorf("creating user: %w", err)}
 	}
-	writeJSON(w, http.StatusOK, newUserResponse(u))
-	return nil
+	return g.writeUser(w, u)
 }
 
 // assignBudget puts u on budget b; its period starts now.
@@ -165,7 +179,9 @@ func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]userResponse, len(users))
 	for i := range users {
-		out[i] = newUserResponse(&users[i])
+		if out[i], err = g.userResponse(&users[i]); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -192,8 +208,7 @@ func (g *Gateway) getUser(w http.ResponseWriter, _ *http.Request, id string) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newUserResponse(u))
-	return nil
+	return g.writeUser(w, u)
 }
 
 func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) error {
@@ -239,8 +254,7 @@ func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return userWriteError(id, err)
 	}
-	writeJSON(w, http.StatusOK, newUserResponse(u))
-	return nil
+	return g.writeUser(w, u)
 }
 
 func userWriteError(id string, err error) error {
@@ -278,5 +292,14 @@ func (g *Gateway) userUsage(w http.ResponseWriter, r *http.Request, id string) e
 		return storeError{fmt.Errorf("listing usage of %s: %w", id, err)}
 	}
 	writeJSON(w, http.StatusOK, usageResponses(records))
+	return nil
+}
+
+func (g *Gateway) writeUser(w http.ResponseWriter, u *storage.User) error {
+	resp, err := g.userResponse(u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }

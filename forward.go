@@ -67,7 +67,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 			if canRetry {
 				a.errorMessage = "connection failed; retrying on the next base URL"
 			}
-			if rerr := g.record(c, a); rerr != nil {
+			if rerr := g.record(c, a, canRetry); rerr != nil {
 				return rerr
 			}
 			if canRetry {
@@ -136,7 +136,7 @@ func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, r
 		}
 		a.failed, a.statusCode = true, http.StatusBadGateway
 		a.errorMessage = "provider returned " + strconv.Itoa(resp.StatusCode)
-		if err := g.record(c, a); err != nil {
+		if err := g.record(c, a, false); err != nil {
 			return err
 		}
 		return newError(http.StatusBadGateway, "provider_error", msgProviderError)
@@ -160,7 +160,7 @@ func (g *Gateway) passThroughError(ctx context.Context, w http.ResponseWriter, c
 	if msg := gjson.GetBytes(body, "error.message"); msg.Type == gjson.String {
 		a.errorMessage += ": " + truncate(c.up.redact(msg.Str), 512)
 	}
-	if err := g.record(c, a); err != nil {
+	if err := g.record(c, a, false); err != nil {
 		return err
 	}
 	body = bytes.ReplaceAll(body, []byte(c.up.apiKey), []byte("[REDACTED]"))
@@ -175,7 +175,7 @@ func (g *Gateway) passThroughError(ctx context.Context, w http.ResponseWriter, c
 func (g *Gateway) failRead(c *call, a *attempt, err error) error {
 	apiErr := g.upstreamFailure(c, err)
 	a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, apiErr.Message
-	if rerr := g.record(c, a); rerr != nil {
+	if rerr := g.record(c, a, false); rerr != nil {
 		return rerr
 	}
 	return apiErr
@@ -201,7 +201,7 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 			return true
 		})
 	}
-	if err := g.record(c, a); err != nil {
+	if err := g.record(c, a, false); err != nil {
 		return err
 	}
 	copyHeader(w.Header(), resp.Header, "Content-Type")
@@ -300,14 +300,14 @@ func (g *Gateway) recordStream(c *call, a *attempt, scan *sseScanner) {
 	a.usageSeen = scan.usageSeen
 	a.promptTokens, a.completionTokens = scan.promptTokens, scan.completionTokens
 	a.completionBytes = scan.contentBytes
-	if err := g.record(c, a); err != nil {
+	if err := g.record(c, a, false); err != nil {
 		g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))
 	}
 }
 
 // record writes the attempt's usage record and charges its cost to the
 // user and key, durably, before the caller answers.
-func (g *Gateway) record(c *call, a *attempt) error {
+func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 	rec := &storage.UsageRecord{
 		RequestID:  c.requestID,
 		UserID:     c.userID,
@@ -342,7 +342,19 @@ func (g *Gateway) record(c *call, a *attempt) error {
 		rec.CompletionTokens = 0
 	}
 	rec.TotalTokens = rec.PromptTokens + rec.CompletionTokens
-	rec.Cost = g.cost(c.provider, c.model, rec.PromptTokens, rec.CompletionTokens)
+	price, err := g.price(c.provider, c.model)
+	if err != nil {
+		g.logger.Warn("pricing usage", zap.String("request_id", c.requestID), zap.Error(err))
+	}
+	rec.Cost = priceTokens(price, rec.PromptTokens, rec.CompletionTokens)
+	rec.UserPeriod = c.res.periodOf(storage.SpendOfUser)
+	rec.KeyPeriod = c.res.periodOf(storage.SpendOfKey)
+	if !retrying {
+		// Settle before the commit so the next request sees the real cost.
+		g.state.ledger.settle(c.res, rec.Cost)
+		c.res = nil
+		g.state.limits.settle(c.ticket, rec.TotalTokens)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
@@ -350,18 +362,6 @@ func (g *Gateway) record(c *call, a *attempt) error {
 		return storeError{fmt.Errorf("recording usage of request %s: %w", c.requestID, err)}
 	}
 	return nil
-}
-
-// cost prices tokens with the model's stored price; an unpriced model costs 0.
-func (g *Gateway) cost(provider, model string, prompt, completion int64) float64 {
-	p, err := g.state.store.GetPrice(provider + ":" + model)
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			g.logger.Warn("loading price", zap.String("model_key", provider+":"+model), zap.Error(err))
-		}
-		return 0
-	}
-	return float64(prompt)/1e6*p.InputPricePerMillion + float64(completion)/1e6*p.OutputPricePerMillion
 }
 
 func copyHeader(dst, src http.Header, names ...string) {

@@ -61,7 +61,9 @@ type call struct {
 	body       []byte // as sent, with model (and stream_options) patched
 	stream     bool
 	stripUsage bool // the client asked for no usage chunk
-	prompt     int64
+	prompt     int64        // estimated prompt tokens
+	res        *reservation // budget held until the call settles
+	ticket     *rateTicket  // rate-limit entries to settle with real tokens
 }
 
 // prepareCall authenticates and validates an inference request and patches
@@ -97,7 +99,8 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if err := g.resolveUser(p, root.Get("user"), c); err != nil {
 		return nil, err
 	}
-	if _, err := g.loadCallUser(c.userID); err != nil {
+	user, err := g.loadCallUser(c.userID)
+	if err != nil {
 		return nil, err
 	}
 
@@ -109,13 +112,27 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if up == nil {
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
 	}
+	c.up, c.provider, c.model = up, provider, model
+	c.prompt = estimatePromptTokens(body)
+	completion := int64(0)
+	if ep.streaming {
+		completion = maxCompletionTokens(root, g.DefaultMaxTokens)
+	}
+
+	if err := g.admit(w, c, p.key, user, c.prompt+completion); err != nil {
+		return nil, err
+	}
+	if err := g.reserveBudget(c, p.key, user, completion); err != nil {
+		return nil, err
+	}
 	if p.key != nil && !modelAllowed(p.key.AllowedModels, provider, model) {
+		g.release(c)
 		return nil, errForbidden("model_not_allowed", fmt.Sprintf("Model '%s' is not allowed for this API key", truncate(modelField.Str, 128)))
 	}
-	c.up, c.provider, c.model = up, provider, model
 
 	patched, err := sjson.SetBytes(body, "model", model)
 	if err != nil {
+		g.release(c)
 		return nil, errValidation("Invalid JSON body")
 	}
 	if ep.streaming && root.Get("stream").Type == gjson.True {
@@ -128,11 +145,11 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 			patched, err = sjson.SetRawBytes(patched, "stream_options", []byte(`{"include_usage":true}`))
 		}
 		if err != nil {
+			g.release(c)
 			return nil, errValidation("Invalid JSON body")
 		}
 	}
 	c.body = patched
-	c.prompt = estimatePromptTokens(body)
 	return c, nil
 }
 
@@ -194,5 +211,6 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 	if err != nil {
 		return err
 	}
+	defer g.release(c) // a call that ends without a record frees its budget
 	return g.forward(w, r, c)
 }

@@ -222,8 +222,9 @@ func (g *Gateway) Cleanup() error {
 	if g.state == nil {
 		return nil
 	}
+	// g.state stays set: a reload does not wait for this config's requests
+	// in flight, and the pool keeps the state open while they finish.
 	_, err := states.Delete(g.storagePath)
-	g.state = nil
 	return err
 }
 

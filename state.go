@@ -27,6 +27,8 @@ type gatewayState struct {
 	store  *storage.Store
 	keys   *keyCache
 	touch  *touchQueue
+	ledger *ledger
+	limits *rateLimiter
 	work   inflight
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -42,6 +44,8 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 		store:  store,
 		keys:   newKeyCache(100_000),
 		touch:  newTouchQueue(),
+		ledger: newLedger(store),
+		limits: newRateLimiter(),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}

@@ -195,7 +195,7 @@ func (s *Store) UpdateKey(id string, fn func(*APIKey) error) (*APIKey, error) {
 	return &k, nil
 }
 
-// DeleteKey removes the key and its index entries. Usage records that name
+// DeleteKey removes the key, its index entries and its spend counters. Usage records that name
 // the key are kept. It fails with ErrNotFound when there is no such key.
 func (s *Store) DeleteKey(id string) error {
 	err := s.update(func(txn *badger.Txn) error {
@@ -208,7 +208,7 @@ func (s *Store) DeleteKey(id string) error {
 				return err
 			}
 		}
-		return nil
+		return deletePrefix(txn, spendPrefix(SpendOfKey, id))
 	})
 	if err != nil {
 		return fmt.Errorf("deleting key %s: %w", id, err)

@@ -40,6 +40,7 @@ const (
 	prefixUsageTime  = "usage/t/"
 	prefixUsageUser  = "usage/u/"
 	prefixUsageKey   = "usage/k/"
+	prefixSpend      = "spend/"
 	indexSeparator   = "\x00"
 	timestampKeySize = 8
 )
@@ -71,6 +72,16 @@ func usageUserPrefix(userID string) []byte {
 // usageKeyPrefix is the prefix of the usage index of API key keyID.
 func usageKeyPrefix(keyID string) []byte {
 	return []byte(prefixUsageKey + keyID + indexSeparator)
+}
+
+// spendPrefix is the prefix of the spend counters of one owner.
+func spendPrefix(owner SpendOwner, id string) []byte {
+	return []byte(prefixSpend + string(rune(owner)) + "/" + id + indexSeparator)
+}
+
+// spendKey is the spend counter of one owner in the period starting at start.
+func spendKey(owner SpendOwner, id string, start time.Time) []byte {
+	return timestampBound(spendPrefix(owner, id), start.UnixNano())
 }
 
 // usageSuffix is the part shared by all three usage keys of one record:

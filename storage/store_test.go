@@ -192,19 +192,18 @@ func TestReopenFindsEverything(t *testing.T) {
 		}
 	}()
 
-	u, err := s.GetUser("alice")
-	if err != nil {
+	if _, err := s.GetUser("alice"); err != nil {
 		t.Fatalf("GetUser: %v", err)
 	}
-	if u.Spend != 0.75 {
-		t.Errorf("user spend = %v, want 0.75", u.Spend)
+	if spend, err := s.GetSpend(SpendOfUser, "alice", time.Time{}); err != nil || spend != 0.75 {
+		t.Errorf("user spend = %v, %v; want 0.75", spend, err)
 	}
 	k, err := s.GetKeyByHash(key.KeyHash)
 	if err != nil {
 		t.Fatalf("GetKeyByHash: %v", err)
 	}
-	if k.ID != key.ID || k.Spend != 0.75 {
-		t.Errorf("key = %+v, want id %s with spend 0.75", k, key.ID)
+	if spend, err := s.GetSpend(SpendOfKey, key.ID, time.Time{}); k.ID != key.ID || err != nil || spend != 0.75 {
+		t.Errorf("key = %+v with spend %v, %v; want id %s with spend 0.75", k, spend, err, key.ID)
 	}
 	if _, err := s.GetBudget(budget.BudgetID); err != nil {
 		t.Errorf("GetBudget: %v", err)

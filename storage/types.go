@@ -18,13 +18,13 @@ var (
 	ErrClosed = errors.New("store closed")
 )
 
-// User is a person or service whose requests are billed. Users are soft
+// User is a person or service whose requests are billed. Its spend is kept
+// in per-period counters (GetSpend), not in the record. Users are soft
 // deleted: DeletedAt is set and the record stays, so usage history keeps its
 // owner.
 type User struct {
 	UserID            string          `json:"user_id"`
 	Alias             *string         `json:"alias,omitempty"`
-	Spend             float64         `json:"spend"`
 	BudgetID          *string         `json:"budget_id,omitempty"`
 	BudgetStartedAt   *time.Time      `json:"budget_started_at,omitempty"`
 	NextBudgetResetAt *time.Time      `json:"next_budget_reset_at,omitempty"`
@@ -56,7 +56,6 @@ type APIKey struct {
 	BudgetStartedAt   *time.Time      `json:"budget_started_at,omitempty"`
 	RPMLimit          *int64          `json:"rpm_limit,omitempty"`
 	TPMLimit          *int64          `json:"tpm_limit,omitempty"`
-	Spend             float64         `json:"spend"`
 }
 
 // Budget is a spending template; each user on it has its own spend.
@@ -96,6 +95,27 @@ type UsageRecord struct {
 	LatencyMS        int64     `json:"latency_ms"`
 	ErrorMessage     string    `json:"error_message,omitempty"`
 	UsageSource      string    `json:"usage_source"` // "provider" or "estimated"
+	// UserPeriod and KeyPeriod are the starts of the budget periods of the
+	// user and of the key that Cost is charged to (see GetSpend).
+	UserPeriod time.Time `json:"user_period,omitzero"`
+	KeyPeriod  time.Time `json:"key_period,omitzero"`
+}
+
+// SpendOwner says whose spend a counter holds.
+type SpendOwner byte
+
+// Spend owners.
+const (
+	SpendOfUser SpendOwner = 'u'
+	SpendOfKey  SpendOwner = 'k'
+)
+
+// SpendPeriod is what a user or a key spent in one budget period, which
+// starts at Start and lasts until the next period's start. The periods of
+// an owner are its budget history: each is a reset's previous spend.
+type SpendPeriod struct {
+	Start time.Time `json:"start"`
+	Spend float64   `json:"spend"`
 }
 
 // UsageFilter selects usage records. Zero fields do not filter.

@@ -11,8 +11,9 @@ import (
 )
 
 // RecordUsage durably stores rec and, in the same transaction, adds
-// rec.Cost to the spend of rec.UserID and of rec.APIKeyID, each if it is
-// set and exists. A record with zero cost is stored all the same.
+// rec.Cost to the spend of rec.UserID in period rec.UserPeriod and to that
+// of rec.APIKeyID in period rec.KeyPeriod, each if the id is set. A record
+// with zero cost is stored all the same.
 //
 // Records are committed in batches by a single writer goroutine; RecordUsage
 // returns once the batch holding rec is committed. It returns early with an
@@ -59,9 +60,11 @@ func newUsageRequest(rec *UsageRecord) (*usageRequest, error) {
 		return nil, fmt.Errorf("encoding record: %w", err)
 	}
 	return &usageRequest{
-		userID: rec.UserID,
-		keyID:  rec.APIKeyID,
-		cost:   rec.Cost,
+		userID:     rec.UserID,
+		keyID:      rec.APIKeyID,
+		cost:       rec.Cost,
+		userPeriod: rec.UserPeriod,
+		keyPeriod:  rec.KeyPeriod,
 		suffix: usageSuffix(rec.Timestamp, rec.ID),
 		value:  value,
 		done:   make(chan error, 1),

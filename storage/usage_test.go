@@ -50,16 +50,16 @@ func TestRecordUsageConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 
-	u, err := s.GetUser("olga")
+	userSpend, err := s.GetSpend(SpendOfUser, "olga", time.Time{})
 	if err != nil {
-		t.Fatalf("GetUser: %v", err)
+		t.Fatalf("GetSpend(user): %v", err)
 	}
-	k, err := s.GetKey(key.ID)
+	keySpend, err := s.GetSpend(SpendOfKey, key.ID, time.Time{})
 	if err != nil {
-		t.Fatalf("GetKey: %v", err)
+		t.Fatalf("GetSpend(key): %v", err)
 	}
-	if u.Spend != want || k.Spend != want {
-		t.Errorf("user spend %v, key spend %v; want %v", u.Spend, k.Spend, want)
+	if userSpend != want || keySpend != want {
+		t.Errorf("user spend %v, key spend %v; want %v", userSpend, keySpend, want)
 	}
 
 	for _, f := range []UsageFilter{{}, {UserID: "olga"}, {APIKeyID: key.ID}} {
@@ -293,5 +293,60 @@ func TestListUsageByUserStaysInIndex(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSpendIsKeptPerPeriod charges records to different budget periods:
+// each period has its own counter, the history lists them newest first,
+// and deleting a key removes its counters.
+func TestSpendIsKeptPerPeriod(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	mustCreateUser(t, s, "pia")
+	key := mustCreateKey(t, s, "pia")
+	p1 := testTime
+	p2 := testTime.Add(24 * time.Hour)
+	for i, c := range []struct {
+		period time.Time
+		cost   float64
+	}{{p1, 0.5}, {p1, 0.25}, {p2, 2}} {
+		rec := &UsageRecord{
+			ID: newID(t), UserID: "pia", APIKeyID: key.ID, Timestamp: testTime.Add(time.Duration(i) * time.Minute),
+			Cost: c.cost, UserPeriod: c.period, KeyPeriod: c.period,
+		}
+		if err := s.RecordUsage(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		owner SpendOwner
+		id    string
+		start time.Time
+		want  float64
+	}{
+		{SpendOfUser, "pia", p1, 0.75},
+		{SpendOfUser, "pia", p2, 2},
+		{SpendOfUser, "pia", p2.Add(time.Hour), 0},
+		{SpendOfKey, key.ID, p1, 0.75},
+		{SpendOfKey, key.ID, p2, 2},
+		{SpendOfUser, "nobody", p1, 0},
+	} {
+		got, err := s.GetSpend(tt.owner, tt.id, tt.start)
+		if err != nil || got != tt.want {
+			t.Errorf("GetSpend(%c, %s, %v) = %v, %v; want %v", tt.owner, tt.id, tt.start, got, err, tt.want)
+		}
+	}
+	periods, err := s.ListSpendPeriods(SpendOfUser, "pia", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(periods) != 2 || !periods[0].Start.Equal(p2) || periods[0].Spend != 2 || !periods[1].Start.Equal(p1) || periods[1].Spend != 0.75 {
+		t.Fatalf("periods = %+v", periods)
+	}
+	if err := s.DeleteKey(key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if periods, err := s.ListSpendPeriods(SpendOfKey, key.ID, 10); err != nil || len(periods) != 0 {
+		t.Fatalf("key counters after delete: %+v, %v", periods, err)
 	}
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -16,9 +17,11 @@ const (
 
 // usageRequest is one RecordUsage call waiting for the writer.
 type usageRequest struct {
-	userID string
-	keyID  string
-	cost   float64
+	userID     string
+	keyID      string
+	cost       float64
+	userPeriod time.Time
+	keyPeriod  time.Time
 	suffix []byte     // timestamp and id, shared by the record's three keys
 	value  []byte     // JSON of the record
 	done   chan error // buffered; receives the outcome exactly once
@@ -70,12 +73,11 @@ func (s *Store) commitUsage(batch []*usageRequest) {
 }
 
 // applyUsage writes the records of batch with their index entries and adds
-// their costs to the spend of their users and keys. Each user and key is
-// read once and written once, however many records name it, and the costs
-// are added in batch order.
+// their costs to the spend counters of their users and keys for the periods
+// the records name. Each counter is read once and written once, however
+// many records add to it.
 func applyUsage(txn *badger.Txn, batch []*usageRequest) error {
-	users := make(map[string]*User)
-	keys := make(map[string]*APIKey)
+	counters := make(map[string]float64)
 	for _, req := range batch {
 		if err := txn.Set(usageTimeKey(req.suffix), req.value); err != nil {
 			return err
@@ -91,59 +93,36 @@ func applyUsage(txn *badger.Txn, batch []*usageRequest) error {
 			}
 		}
 		if req.cost == 0 {
-			continue // nothing to add; keep the user and key out of the read set
+			continue // nothing to add; keep the counters out of the read set
 		}
-
 		if req.userID != "" {
-			u, err := loadOnce(txn, users, userKey(req.userID), req.userID)
-			if err != nil {
+			if err := addSpend(txn, counters, spendKey(SpendOfUser, req.userID, req.userPeriod), req.cost); err != nil {
 				return err
-			}
-			if u != nil {
-				u.Spend += req.cost
 			}
 		}
 		if req.keyID != "" {
-			k, err := loadOnce(txn, keys, apiKeyKey(req.keyID), req.keyID)
-			if err != nil {
-				return err
-			}
-			if k != nil {
-				k.Spend += req.cost
-			}
-		}
-	}
-
-	for id, u := range users {
-		if u != nil {
-			if err := putJSON(txn, userKey(id), u); err != nil {
+			if err := addSpend(txn, counters, spendKey(SpendOfKey, req.keyID, req.keyPeriod), req.cost); err != nil {
 				return err
 			}
 		}
 	}
-	for id, k := range keys {
-		if k != nil {
-			if err := putJSON(txn, apiKeyKey(id), k); err != nil {
-				return err
-			}
+	for key, spend := range counters {
+		if err := txn.Set([]byte(key), encodeSpend(spend)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// loadOnce returns cache[id], loading it from key on first use. A missing
-// object is cached, and returned, as nil.
-func loadOnce[T any](txn *badger.Txn, cache map[string]*T, key []byte, id string) (*T, error) {
-	if v, ok := cache[id]; ok {
-		return v, nil
+// addSpend adds cost to the counter under key, reading it on first use.
+func addSpend(txn *badger.Txn, counters map[string]float64, key []byte, cost float64) error {
+	spend, ok := counters[string(key)]
+	if !ok {
+		var err error
+		if spend, err = readSpend(txn, key); err != nil {
+			return err
+		}
 	}
-	v := new(T)
-	err := getJSON(txn, key, v)
-	if errors.Is(err, ErrNotFound) {
-		v = nil
-	} else if err != nil {
-		return nil, err
-	}
-	cache[id] = v
-	return v, nil
+	counters[string(key)] = spend + cost
+	return nil
 }

@@ -1,0 +1,263 @@
+package llmgateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// account names whose spend a counter holds: a user's or a key's.
+type account struct {
+	owner storage.SpendOwner
+	id    string
+}
+
+// balance is an account's spend in its current budget period and the
+// reservations of its requests in flight.
+type balance struct {
+	period   time.Time
+	spent    float64
+	reserved float64
+}
+
+// ledger makes budgets hold under concurrency. Before a request is
+// forwarded, its worst-case cost is reserved against every budget that
+// applies, atomically: a reservation that does not fit under a limit
+// (settled spend + reservations in flight + this one) is refused. After
+// the response the reservation is replaced by the real cost. Spend is
+// loaded from the store the first time an account or a period is seen;
+// from then on every change passes through here, so memory and store agree.
+type ledger struct {
+	store *storage.Store
+
+	mu       sync.Mutex
+	balances map[account]*balance
+}
+
+func newLedger(store *storage.Store) *ledger {
+	return &ledger{store: store, balances: make(map[account]*balance)}
+}
+
+// budgetPeriod is the schedule of a budget: periods start at anchor and
+// last duration each (forever when duration is 0), so resets fall on
+// anchor + k × duration whenever the next request comes.
+type budgetPeriod struct {
+	anchor   time.Time
+	duration time.Duration
+}
+
+// start returns the start of the period holding now.
+func (p budgetPeriod) start(now time.Time) time.Time {
+	if p.duration <= 0 || now.Before(p.anchor) {
+		return p.anchor
+	}
+	k := now.Sub(p.anchor) / p.duration
+	return p.anchor.Add(k * p.duration)
+}
+
+// next returns when the period holding now ends, or nil if it never does.
+func (p budgetPeriod) next(now time.Time) *time.Time {
+	if p.duration <= 0 {
+		return nil
+	}
+	t := p.start(now).Add(p.duration)
+	return &t
+}
+
+// limit is one budget that applies to a request.
+type limit struct {
+	acct   account
+	max    *float64 // nil: spend is tracked, not limited
+	period time.Time
+	who    string // "User 'alice'" or "API key '<id>'", for messages
+}
+
+// balanceOf returns the account's balance for period, loading the period's
+// spend from the store when the ledger has not seen it yet.
+func (l *ledger) balanceOf(acct account, period time.Time) (*balance, error) {
+	l.mu.Lock()
+	b := l.balances[acct]
+	if b != nil && b.period.Equal(period) {
+		l.mu.Unlock()
+		return b, nil
+	}
+	l.mu.Unlock()
+
+	spent, err := l.store.GetSpend(acct.owner, acct.id, period)
+	if err != nil {
+		return nil, storeError{fmt.Errorf("loading spend: %w", err)}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b = l.balances[acct]
+	switch {
+	case b == nil:
+		b = &balance{period: period, spent: spent}
+		l.balances[acct] = b
+	case !b.period.Equal(period):
+		// A new period (a scheduled reset, or a budget assigned anew).
+		// Reservations in flight stay: they settle into the period they
+		// were made in.
+		b.period, b.spent = period, spent
+	}
+	return b, nil
+}
+
+// spent reports an account's spend in the period, for display.
+func (l *ledger) spent(acct account, period time.Time) (float64, error) {
+	b, err := l.balanceOf(acct, period)
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !b.period.Equal(period) {
+		return 0, nil
+	}
+	return b.spent, nil
+}
+
+// reservation is money held for one request in flight.
+type reservation struct {
+	amount  float64
+	entries []reservationEntry
+}
+
+type reservationEntry struct {
+	acct   account
+	period time.Time
+}
+
+// reserve holds amount against every limit, or none of them: the first
+// limit it does not fit under is refused with the contract's 403.
+func (l *ledger) reserve(limits []limit, amount float64) (*reservation, error) {
+	for range 3 {
+		for _, lim := range limits {
+			if _, err := l.balanceOf(lim.acct, lim.period); err != nil {
+				return nil, err
+			}
+		}
+		res, current, err := l.tryReserve(limits, amount)
+		if current {
+			return res, err
+		}
+		// A concurrent request moved an account to another period between
+		// the load and the lock: load again.
+	}
+	return nil, newError(http.StatusServiceUnavailable, "budget_busy", "Budget period changed during the request; retry")
+}
+
+// tryReserve is reserve under the lock; current is false when a balance is
+// not on the period the limit names.
+func (l *ledger) tryReserve(limits []limit, amount float64) (res *reservation, current bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, lim := range limits {
+		b := l.balances[lim.acct]
+		if b == nil || !b.period.Equal(lim.period) {
+			return nil, false, nil
+		}
+		if lim.max == nil {
+			continue
+		}
+		if b.spent >= *lim.max {
+			return nil, true, errForbidden("budget_exceeded", lim.who+" has exceeded budget limit")
+		}
+		if b.spent+b.reserved+amount > *lim.max {
+			return nil, true, errForbidden("budget_exceeded", lim.who+" has insufficient budget for this request")
+		}
+	}
+	res = &reservation{amount: amount, entries: make([]reservationEntry, len(limits))}
+	for i, lim := range limits {
+		l.balances[lim.acct].reserved += amount
+		res.entries[i] = reservationEntry{acct: lim.acct, period: lim.period}
+	}
+	return res, true, nil
+}
+
+// settle replaces the reservation by the real cost, at once, so the money
+// not spent is free for the next request. A settled reservation is empty:
+// settling it again does nothing.
+func (l *ledger) settle(res *reservation, cost float64) {
+	if res == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range res.entries {
+		b := l.balances[e.acct]
+		if b == nil {
+			continue
+		}
+		b.reserved -= res.amount
+		if b.reserved < 1e-12 {
+			b.reserved = 0 // float dust must not block the next request
+		}
+		if b.period.Equal(e.period) {
+			b.spent += cost
+		}
+	}
+	res.entries = nil
+}
+
+// periodOf returns the period the reservation charges the owner in.
+func (res *reservation) periodOf(owner storage.SpendOwner) time.Time {
+	if res == nil {
+		return time.Time{}
+	}
+	for _, e := range res.entries {
+		if e.acct.owner == owner {
+			return e.period
+		}
+	}
+	return time.Time{}
+}
+
+// forget drops an account's balance (a deleted key).
+func (l *ledger) forget(acct account) {
+	l.mu.Lock()
+	delete(l.balances, acct)
+	l.mu.Unlock()
+}
+
+// userSchedule returns the budget assigned to u (nil if none) and the
+// schedule of u's spend periods: from the assignment, every
+// budget_duration_sec; without a budget, one period since the user was
+// created.
+func (g *Gateway) userSchedule(u *storage.User) (*storage.Budget, budgetPeriod, error) {
+	sched := budgetPeriod{anchor: u.CreatedAt}
+	if u.BudgetID == nil {
+		return nil, sched, nil
+	}
+	b, err := g.state.store.GetBudget(*u.BudgetID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, sched, nil
+	}
+	if err != nil {
+		return nil, sched, storeError{fmt.Errorf("loading budget of user %s: %w", u.UserID, err)}
+	}
+	if u.BudgetStartedAt != nil {
+		sched.anchor = *u.BudgetStartedAt
+	}
+	if b.BudgetDurationSec != nil {
+		sched.duration = time.Duration(*b.BudgetDurationSec) * time.Second
+	}
+	return b, sched, nil
+}
+
+// keySchedule returns the schedule of a key's spend periods: from when its
+// budget was set (else its creation), every budget_duration_sec.
+func keySchedule(k *storage.APIKey) budgetPeriod {
+	sched := budgetPeriod{anchor: k.CreatedAt}
+	if k.BudgetStartedAt != nil {
+		sched.anchor = *k.BudgetStartedAt
+	}
+	if k.BudgetDurationSec != nil {
+		sched.duration = time.Duration(*k.BudgetDurationSec) * time.Second
+	}
+	return sched
+}
