@@ -60,7 +60,7 @@ type call struct {
 	model      string // the provider's own name
 	body       []byte // as sent, with model (and stream_options) patched
 	stream     bool
-	stripUsage bool // the client asked for no usage chunk
+	stripUsage bool         // the client asked for no usage chunk
 	prompt     int64        // estimated prompt tokens
 	res        *reservation // budget held until the call settles
 	ticket     *rateTicket  // rate-limit entries to settle with real tokens

@@ -65,9 +65,9 @@ func newUsageRequest(rec *UsageRecord) (*usageRequest, error) {
 		cost:       rec.Cost,
 		userPeriod: rec.UserPeriod,
 		keyPeriod:  rec.KeyPeriod,
-		suffix: usageSuffix(rec.Timestamp, rec.ID),
-		value:  value,
-		done:   make(chan error, 1),
+		suffix:     usageSuffix(rec.Timestamp, rec.ID),
+		value:      value,
+		done:       make(chan error, 1),
 	}, nil
 }
 

@@ -22,9 +22,9 @@ type usageRequest struct {
 	cost       float64
 	userPeriod time.Time
 	keyPeriod  time.Time
-	suffix []byte     // timestamp and id, shared by the record's three keys
-	value  []byte     // JSON of the record
-	done   chan error // buffered; receives the outcome exactly once
+	suffix     []byte     // timestamp and id, shared by the record's three keys
+	value      []byte     // JSON of the record
+	done       chan error // buffered; receives the outcome exactly once
 }
 
 // writeUsage is the usage writer. It takes every request already queued,
