@@ -16,7 +16,11 @@ const rateWindow = time.Minute
 type rateLimiter struct {
 	mu      sync.Mutex
 	windows map[account]*window
+	admits  int // since the last sweep
 }
+
+// sweepEvery is how many admissions pass between sweeps of idle windows.
+const sweepEvery = 4096
 
 func newRateLimiter() *rateLimiter {
 	return &rateLimiter{windows: make(map[account]*window)}
@@ -75,6 +79,10 @@ func (w *window) tokens() int64 {
 func (rl *rateLimiter) admit(now time.Time, rules []rateRule, tokens int64) (*rateTicket, error) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
+	if rl.admits++; rl.admits >= sweepEvery {
+		rl.admits = 0
+		rl.sweep(now)
+	}
 	for _, r := range rules {
 		w := rl.windows[r.acct]
 		if w == nil {
@@ -115,10 +123,8 @@ func (rl *rateLimiter) settle(t *rateTicket, tokens int64) {
 	rl.mu.Unlock()
 }
 
-// sweep drops windows with no request in the last minute.
+// sweep drops windows with no request in the last minute; rl.mu is held.
 func (rl *rateLimiter) sweep(now time.Time) {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
 	for acct, w := range rl.windows {
 		w.prune(now)
 		if len(w.events) == 0 {

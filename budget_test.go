@@ -1,0 +1,261 @@
+package llmgateway
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+func newTestLedger(t *testing.T) (*ledger, *storage.Store) {
+	t.Helper()
+	store, err := storage.Open(storage.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return newLedger(store), store
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func forbiddenMessage(t *testing.T, err error) string {
+	t.Helper()
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != 403 {
+		t.Fatalf("error = %v, want a 403", err)
+	}
+	return ae.Message
+}
+
+func TestBudgetPeriodSchedule(t *testing.T) {
+	t.Parallel()
+	anchor := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	p := budgetPeriod{anchor: anchor, duration: day}
+	tests := []struct {
+		name      string
+		now       time.Time
+		start     time.Time
+		nextReset time.Time
+	}{
+		{"at the anchor", anchor, anchor, anchor.Add(day)},
+		{"just before the first reset", anchor.Add(day - time.Nanosecond), anchor, anchor.Add(day)},
+		{"at the first reset", anchor.Add(day), anchor.Add(day), anchor.Add(2 * day)},
+		{"just after the first reset", anchor.Add(day + time.Second), anchor.Add(day), anchor.Add(2 * day)},
+		{"several missed periods", anchor.Add(10*day + 5*time.Hour), anchor.Add(10 * day), anchor.Add(11 * day)},
+		{"before the anchor", anchor.Add(-time.Hour), anchor, anchor.Add(day)},
+	}
+	for _, tt := range tests {
+		if got := p.start(tt.now); !got.Equal(tt.start) {
+			t.Errorf("%s: start = %v, want %v", tt.name, got, tt.start)
+		}
+		if got := p.next(tt.now); got == nil || !got.Equal(tt.nextReset) {
+			t.Errorf("%s: next = %v, want %v", tt.name, got, tt.nextReset)
+		}
+	}
+	forever := budgetPeriod{anchor: anchor}
+	if got := forever.start(anchor.Add(1000 * day)); !got.Equal(anchor) || forever.next(anchor) != nil {
+		t.Errorf("a budget without duration never resets: start %v next %v", got, forever.next(anchor))
+	}
+}
+
+func TestLedgerReservesUpToTheLimit(t *testing.T) {
+	t.Parallel()
+	l, _ := newTestLedger(t)
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(1.0), who: "User 'u'"}
+	var held []*reservation
+	for range 4 {
+		res, err := l.reserve([]limit{user}, 0.25)
+		if err != nil {
+			t.Fatalf("reservation within the budget refused: %v", err)
+		}
+		held = append(held, res)
+	}
+	_, err := l.reserve([]limit{user}, 0.25)
+	if msg := forbiddenMessage(t, err); msg != "User 'u' has insufficient budget for this request" {
+		t.Fatalf("message = %q", msg)
+	}
+	// Settling below the reservation frees the difference at once.
+	l.settle(held[0], 0.05)
+	if _, err := l.reserve([]limit{user}, 0.2); err != nil {
+		t.Fatalf("freed money not available: %v", err)
+	}
+	// A failure (cost 0) frees the whole reservation.
+	l.settle(held[1], 0)
+	if _, err := l.reserve([]limit{user}, 0.25); err != nil {
+		t.Fatalf("released reservation not available: %v", err)
+	}
+	// Settling twice does nothing.
+	l.settle(held[1], 0)
+	if _, err := l.reserve([]limit{user}, 0.01); err == nil {
+		t.Fatal("double settlement freed money twice")
+	}
+}
+
+func TestLedgerExceededAndAllOrNothing(t *testing.T) {
+	t.Parallel()
+	l, _ := newTestLedger(t)
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(10.0), who: "User 'u'"}
+	key := limit{acct: account{storage.SpendOfKey, "k"}, max: ptrTo(1.0), who: "API key 'k'"}
+	res, err := l.reserve([]limit{user, key}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.settle(res, 1)
+	_, err = l.reserve([]limit{user, key}, 0.5)
+	if msg := forbiddenMessage(t, err); msg != "API key 'k' has exceeded budget limit" {
+		t.Fatalf("message = %q", msg)
+	}
+	// The refused request left nothing reserved against the user.
+	if _, err := l.reserve([]limit{user}, 9); err != nil {
+		t.Fatalf("user budget held by a refused request: %v", err)
+	}
+	zero := limit{acct: account{storage.SpendOfUser, "z"}, max: ptrTo(0.0), who: "User 'z'"}
+	if msg := forbiddenMessage(t, func() error { _, err := l.reserve([]limit{zero}, 0.001); return err }()); msg != "User 'z' has exceeded budget limit" {
+		t.Fatalf("max_budget 0: %q", msg)
+	}
+}
+
+func TestLedgerNeverOverspendsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	l, _ := newTestLedger(t)
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(5.0), who: "User 'u'"}
+	keys := []limit{
+		{acct: account{storage.SpendOfKey, "a"}, who: "API key 'a'"},
+		{acct: account{storage.SpendOfKey, "b"}, who: "API key 'b'"},
+	}
+	var mu sync.Mutex
+	successes := 0
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() {
+			res, err := l.reserve([]limit{user, keys[i%2]}, 0.5)
+			if err != nil {
+				return
+			}
+			l.settle(res, 0.5)
+			mu.Lock()
+			successes++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	spent, err := l.spent(user.acct, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if successes != 10 || spent != 5 {
+		t.Fatalf("successes = %d, spent = %v; want 10 and 5", successes, spent)
+	}
+}
+
+func TestLedgerResetsOnSchedule(t *testing.T) {
+	t.Parallel()
+	l, store := newTestLedger(t)
+	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sched := budgetPeriod{anchor: anchor, duration: time.Hour}
+	acct := account{storage.SpendOfUser, "u"}
+	lim := func(now time.Time) []limit {
+		return []limit{{acct: acct, max: ptrTo(1.0), period: sched.start(now), who: "User 'u'"}}
+	}
+	spend := func(now time.Time, cost float64) {
+		t.Helper()
+		res, err := l.reserve(lim(now), cost)
+		if err != nil {
+			t.Fatalf("at %v: %v", now, err)
+		}
+		// The store holds what settled requests were charged, per period.
+		period := res.periodOf(storage.SpendOfUser)
+		l.settle(res, cost)
+		if err := store.RecordUsage(t.Context(), &storage.UsageRecord{
+			ID: now.String(), UserID: "u", Timestamp: now, Cost: cost, UserPeriod: period,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spend(anchor.Add(10*time.Minute), 1)
+	if _, err := l.reserve(lim(anchor.Add(59*time.Minute)), 0.1); err == nil {
+		t.Fatal("spent budget allowed before the reset")
+	}
+	// At the boundary the period resets, whenever the next request comes.
+	spend(anchor.Add(time.Hour), 0.5)
+	got, _ := l.spent(acct, sched.start(anchor.Add(time.Hour+time.Minute)))
+	if got != 0.5 {
+		t.Fatalf("spend after the reset = %v, want 0.5", got)
+	}
+	// Several missed periods: the schedule stays on anchor + k × duration.
+	later := anchor.Add(5*time.Hour + 30*time.Minute)
+	if start := sched.start(later); !start.Equal(anchor.Add(5 * time.Hour)) {
+		t.Fatalf("period start after missed periods = %v", start)
+	}
+	spend(later, 0.25)
+	// The reset log: every period with what it spent.
+	periods, err := store.ListSpendPeriods(storage.SpendOfUser, "u", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []storage.SpendPeriod{
+		{Start: anchor.Add(5 * time.Hour), Spend: 0.25},
+		{Start: anchor.Add(time.Hour), Spend: 0.5},
+		{Start: anchor, Spend: 1},
+	}
+	if len(periods) != len(want) {
+		t.Fatalf("periods = %+v", periods)
+	}
+	for i := range want {
+		if !periods[i].Start.Equal(want[i].Start) || periods[i].Spend != want[i].Spend {
+			t.Fatalf("period %d = %+v, want %+v", i, periods[i], want[i])
+		}
+	}
+	// A new ledger (a restart) reads the current period's spend back.
+	fresh := newLedger(store)
+	if got, _ := fresh.spent(acct, anchor.Add(5*time.Hour)); got != 0.25 {
+		t.Fatalf("spend after restart = %v, want 0.25", got)
+	}
+}
+
+func TestRateLimiterSlidingWindow(t *testing.T) {
+	t.Parallel()
+	rl := newRateLimiter()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rules := []rateRule{{acct: account{storage.SpendOfUser, "u"}, rpm: 3}}
+	for i := range 3 {
+		ticket, err := rl.admit(now.Add(time.Duration(i)*time.Second), rules, 1)
+		if err != nil {
+			t.Fatalf("request %d refused: %v", i, err)
+		}
+		if ticket.limit != 3 || ticket.remaining != int64(2-i) {
+			t.Fatalf("ticket %d = %+v", i, ticket)
+		}
+	}
+	_, err := rl.admit(now.Add(10*time.Second), rules, 1)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != 429 || ae.Message != "Rate limit exceeded" || ae.Header.Get("Retry-After") != "50" {
+		t.Fatalf("4th request: %v (Retry-After %q)", err, ae.Header.Get("Retry-After"))
+	}
+	// The first request leaves the window 60 s after it was made.
+	if _, err := rl.admit(now.Add(60*time.Second+time.Millisecond), rules, 1); err != nil {
+		t.Fatalf("after the window slid: %v", err)
+	}
+}
+
+func TestRateLimiterTokensPerMinute(t *testing.T) {
+	t.Parallel()
+	rl := newRateLimiter()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rules := []rateRule{{acct: account{storage.SpendOfKey, "k"}, tpm: 1000}}
+	ticket, err := rl.admit(now, rules, 900) // reserved as the worst case
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rl.admit(now.Add(time.Second), rules, 200); err == nil {
+		t.Fatal("tokens reserved by a request in flight not counted")
+	}
+	rl.settle(ticket, 100) // the request used only 100 tokens
+	if _, err := rl.admit(now.Add(2*time.Second), rules, 200); err != nil {
+		t.Fatalf("settled tokens not freed: %v", err)
+	}
+}

@@ -1,0 +1,206 @@
+package integration
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Worst case of a budget test request: the prompt "hi" is estimated at 8
+// tokens (4 per message + 1 + 3 priming) and max_tokens is 10; the mock
+// then reports 11 prompt and 7 completion tokens.
+const (
+	budgetRequest   = `{"model":"mock:ok","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+	budgetInPrice   = 1_000_000.0  // $1 per prompt token
+	budgetOutPrice  = 10_000_000.0 // $10 per completion token
+	reservedCost    = 8*1 + 10*10  // $108 held while a request is in flight
+	actualCost      = 11*1 + 7*10  // $81 charged when it settles
+	allowedRequests = 10
+)
+
+func startBudgetGateway(t *testing.T) *inferenceGateway {
+	t.Helper()
+	mock := newMockUpstream(t)
+	g := startGateway(t, gatewayConfig{Block: fmt.Sprintf(`provider mock {
+			base_url %s
+		}
+		price mock:ok %v %v
+		price mock:free 0 0
+		price mock:err-500 %v %v`, mock.BaseURL(), budgetInPrice, budgetOutPrice, budgetInPrice, budgetOutPrice)})
+	return &inferenceGateway{gateway: g, mock: mock}
+}
+
+func (ig *inferenceGateway) newKey(t *testing.T, body map[string]any) (id, secret string) {
+	t.Helper()
+	var k struct{ ID, Key string }
+	expect(t, ig.adminDo("POST", "/v1/keys", body), 200).JSON(t, &k)
+	return k.ID, k.Key
+}
+
+// hammer sends n concurrent budget requests, spread over the keys, and
+// returns how many succeeded; every refusal must be a 403 with one of the
+// two budget messages of who.
+func hammer(t *testing.T, ig *inferenceGateway, n int, who string, keys ...string) int {
+	t.Helper()
+	var mu sync.Mutex
+	successes := 0
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := ig.do("POST", "/v1/chat/completions", budgetRequest, "Authorization", "Bearer "+keys[i%len(keys)])
+			switch r.Status {
+			case 200:
+				mu.Lock()
+				successes++
+				mu.Unlock()
+			case 403:
+				m := r.Map(t)
+				if m["detail"] != who+" has exceeded budget limit" && m["detail"] != who+" has insufficient budget for this request" {
+					t.Errorf("refusal message %q", m["detail"])
+				}
+			default:
+				t.Errorf("status %d: %s", r.Status, r.Body)
+			}
+		})
+	}
+	wg.Wait()
+	return successes
+}
+
+func (ig *inferenceGateway) spend(t *testing.T, path string) float64 {
+	t.Helper()
+	var v struct{ Spend float64 }
+	expect(t, ig.adminDo("GET", path, nil), 200).JSON(t, &v)
+	return v.Spend
+}
+
+func TestConcurrentRequestsNeverOverspendUserBudget(t *testing.T) {
+	t.Parallel()
+	ig := startBudgetGateway(t)
+	maxBudget := float64(allowedRequests * actualCost)
+	var b struct{ BudgetID string `json:"budget_id"` }
+	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": maxBudget}), 200).JSON(t, &b)
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "carol", "budget_id": b.BudgetID}), 200)
+	_, key := ig.newKey(t, map[string]any{"user_id": "carol"})
+
+	successes := hammer(t, ig, 8*allowedRequests, "User 'carol'", key)
+	spend := ig.spend(t, "/v1/users/carol")
+	if successes > allowedRequests || spend > maxBudget || spend != float64(successes*actualCost) {
+		t.Fatalf("%d successes, spend %v; budget %v allows %d", successes, spend, maxBudget, allowedRequests)
+	}
+	if successes == 0 {
+		t.Fatal("no request succeeded")
+	}
+	assertSpendIsSumOfRecords(t, ig, "user_id=carol", spend)
+}
+
+func TestConcurrentRequestsNeverOverspendKeyBudget(t *testing.T) {
+	t.Parallel()
+	ig := startBudgetGateway(t)
+	maxBudget := float64(allowedRequests * actualCost)
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "dave"}), 200)
+	id, key := ig.newKey(t, map[string]any{"user_id": "dave", "max_budget": maxBudget})
+
+	successes := hammer(t, ig, 8*allowedRequests, "API key '"+id+"'", key)
+	spend := ig.spend(t, "/v1/keys/"+id)
+	if successes > allowedRequests || spend > maxBudget || spend != float64(successes*actualCost) || successes == 0 {
+		t.Fatalf("%d successes, key spend %v; budget %v allows %d", successes, spend, maxBudget, allowedRequests)
+	}
+	assertSpendIsSumOfRecords(t, ig, "api_key_id="+id, spend)
+}
+
+func TestTwoKeysOfOneUserShareTheUserBudget(t *testing.T) {
+	t.Parallel()
+	ig := startBudgetGateway(t)
+	maxBudget := float64(allowedRequests * actualCost)
+	var b struct{ BudgetID string `json:"budget_id"` }
+	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": maxBudget}), 200).JSON(t, &b)
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "erin", "budget_id": b.BudgetID}), 200)
+	_, k1 := ig.newKey(t, map[string]any{"user_id": "erin"})
+	_, k2 := ig.newKey(t, map[string]any{"user_id": "erin"})
+
+	successes := hammer(t, ig, 8*allowedRequests, "User 'erin'", k1, k2)
+	spend := ig.spend(t, "/v1/users/erin")
+	if successes > allowedRequests || spend > maxBudget || successes == 0 {
+		t.Fatalf("%d successes, spend %v; budget %v allows %d", successes, spend, maxBudget, allowedRequests)
+	}
+	assertSpendIsSumOfRecords(t, ig, "user_id=erin", spend)
+}
+
+func assertSpendIsSumOfRecords(t *testing.T, ig *inferenceGateway, query string, spend float64) {
+	t.Helper()
+	var sum float64
+	for _, r := range ig.usage(t, query+"&limit=1000") {
+		sum += r.Cost
+	}
+	if math.Abs(sum-spend) > 1e-9 {
+		t.Fatalf("spend %v but records sum to %v", spend, sum)
+	}
+}
+
+func TestBudgetRules(t *testing.T) {
+	t.Parallel()
+	ig := startBudgetGateway(t)
+	chat := func(key, model string) *response {
+		return ig.do("POST", "/v1/chat/completions",
+			`{"model":"`+model+`","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+key)
+	}
+	var zero struct{ BudgetID string `json:"budget_id"` }
+	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": 0}), 200).JSON(t, &zero)
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "frank", "budget_id": zero.BudgetID}), 200)
+	_, key := ig.newKey(t, map[string]any{"user_id": "frank"})
+
+	// max_budget 0 blocks every paid model, but a model priced at zero is
+	// always allowed, and an unpriced model is refused to a user with a budget.
+	expectError(t, chat(key, "mock:ok"), 403, "User 'frank' has exceeded budget limit")
+	expect(t, chat(key, "mock:free"), 200)
+	expectError(t, chat(key, "mock:no-usage"), 403, "No price is configured for model 'mock:no-usage'; it cannot be billed to User 'frank''s budget")
+
+	// Settlement: one request's reservation ($108) does not fit twice in
+	// $190, but its real cost ($81) leaves room for the next at once.
+	var b struct{ BudgetID string `json:"budget_id"` }
+	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": 190}), 200).JSON(t, &b)
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "gina", "budget_id": b.BudgetID}), 200)
+	_, gk := ig.newKey(t, map[string]any{"user_id": "gina"})
+	expect(t, chat(gk, "mock:ok"), 200)
+	expect(t, chat(gk, "mock:ok"), 200) // 81 + 108 ≤ 190
+	if spend := ig.spend(t, "/v1/users/gina"); spend != 2*actualCost {
+		t.Fatalf("spend = %v, want %v", spend, 2*actualCost)
+	}
+	expectError(t, chat(gk, "mock:ok"), 403, "User 'gina' has insufficient budget for this request")
+
+	// An upstream failure frees the whole reservation and charges nothing.
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "hal", "budget_id": b.BudgetID}), 200)
+	_, hk := ig.newKey(t, map[string]any{"user_id": "hal"})
+	for range 3 {
+		expect(t, chat(hk, "mock:err-500"), 502)
+	}
+	if spend := ig.spend(t, "/v1/users/hal"); spend != 0 {
+		t.Fatalf("failed calls charged %v", spend)
+	}
+	expect(t, chat(hk, "mock:ok"), 200)
+}
+
+func TestRateLimitsPerKey(t *testing.T) {
+	t.Parallel()
+	ig := startBudgetGateway(t)
+	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "ivy"}), 200)
+	_, key := ig.newKey(t, map[string]any{"user_id": "ivy", "rpm_limit": 2})
+	for i := range 2 {
+		r := expect(t, ig.do("POST", "/v1/chat/completions", budgetRequest, "Authorization", "Bearer "+key), 200)
+		if r.Header.Get("X-RateLimit-Limit") != "2" || r.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(1-i) || r.Header.Get("X-RateLimit-Reset") == "" {
+			t.Fatalf("rate-limit headers: %v", r.Header)
+		}
+	}
+	r := ig.do("POST", "/v1/chat/completions", budgetRequest, "Authorization", "Bearer "+key)
+	expectError(t, r, 429, "Rate limit exceeded")
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After = %q", r.Header.Get("Retry-After"))
+	}
+	// A rate-limited request reaches no upstream and writes no record.
+	if n := len(ig.usage(t, "user_id=ivy")); n != 2 {
+		t.Fatalf("%d records, want 2", n)
+	}
+}
