@@ -80,7 +80,9 @@ func TestConcurrentRequestsNeverOverspendUserBudget(t *testing.T) {
 	t.Parallel()
 	ig := startBudgetGateway(t)
 	maxBudget := float64(allowedRequests * actualCost)
-	var b struct{ BudgetID string `json:"budget_id"` }
+	var b struct {
+		BudgetID string `json:"budget_id"`
+	}
 	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": maxBudget}), 200).JSON(t, &b)
 	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "carol", "budget_id": b.BudgetID}), 200)
 	_, key := ig.newKey(t, map[string]any{"user_id": "carol"})
@@ -115,7 +117,9 @@ func TestTwoKeysOfOneUserShareTheUserBudget(t *testing.T) {
 	t.Parallel()
 	ig := startBudgetGateway(t)
 	maxBudget := float64(allowedRequests * actualCost)
-	var b struct{ BudgetID string `json:"budget_id"` }
+	var b struct {
+		BudgetID string `json:"budget_id"`
+	}
 	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": maxBudget}), 200).JSON(t, &b)
 	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "erin", "budget_id": b.BudgetID}), 200)
 	_, k1 := ig.newKey(t, map[string]any{"user_id": "erin"})
@@ -147,7 +151,9 @@ func TestBudgetRules(t *testing.T) {
 		return ig.do("POST", "/v1/chat/completions",
 			`{"model":"`+model+`","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+key)
 	}
-	var zero struct{ BudgetID string `json:"budget_id"` }
+	var zero struct {
+		BudgetID string `json:"budget_id"`
+	}
 	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": 0}), 200).JSON(t, &zero)
 	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "frank", "budget_id": zero.BudgetID}), 200)
 	_, key := ig.newKey(t, map[string]any{"user_id": "frank"})
@@ -160,7 +166,9 @@ func TestBudgetRules(t *testing.T) {
 
 	// Settlement: one request's reservation ($108) does not fit twice in
 	// $190, but its real cost ($81) leaves room for the next at once.
-	var b struct{ BudgetID string `json:"budget_id"` }
+	var b struct {
+		BudgetID string `json:"budget_id"`
+	}
 	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": 190}), 200).JSON(t, &b)
 	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "gina", "budget_id": b.BudgetID}), 200)
 	_, gk := ig.newKey(t, map[string]any{"user_id": "gina"})
