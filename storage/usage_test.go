@@ -214,14 +214,14 @@ func TestListUsageFilters(t *testing.T) {
 	})
 }
 
-// TestListUsageByUserStaysInIndex stores many records of one user and a few
+// TestListUsageByUserStaysInIndex stores 100,000 records of one user and a few
 // of another, and checks that listing the second user visits only that
 // user's index entries.
 func TestListUsageByUserStaysInIndex(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t)
 
-	const busy, quiet = 20000, 10
+	const busy, quiet = 100_000, 10
 	var batch []*usageRequest
 	flush := func() {
 		t.Helper()
@@ -235,7 +235,7 @@ func TestListUsageByUserStaysInIndex(t *testing.T) {
 	}
 	for i := range busy + quiet {
 		rec := &UsageRecord{
-			ID:        fmt.Sprintf("r%05d", i),
+			ID:        fmt.Sprintf("r%06d", i),
 			UserID:    "busy",
 			APIKeyID:  "busy-key",
 			Timestamp: testTime.Add(time.Duration(i) * time.Second),
