@@ -100,6 +100,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			zap.String("request_id", w.Header().Get("X-Request-Id")),
 			zap.Error(err))
 	}
+	observeRefusal(ae)
 	for k, vs := range ae.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)

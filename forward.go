@@ -97,7 +97,12 @@ func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start
 		req.Header.Set("User-Agent", ua)
 	}
 	c.up.setAuth(req.Header)
-	return c.up.client.Do(req)
+	sent := time.Now()
+	resp, err := c.up.client.Do(req)
+	if err == nil {
+		gatewayMetrics.upstreamLatency.WithLabelValues(c.up.name).Observe(time.Since(sent).Seconds())
+	}
+	return resp, err
 }
 
 // upstreamFailure maps a failed round trip to the contract's error.
@@ -227,6 +232,7 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 	br := bufio.NewReaderSize(resp.Body, sseBufferSize)
 	lineStart, skipBlank := true, false
 	clientGone, recorded := false, false
+	firstEvent := true
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
@@ -251,6 +257,10 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 			}
 			lineStart = ends
 			if send {
+				if firstEvent {
+					firstEvent = false
+					gatewayMetrics.firstToken.WithLabelValues(c.up.name).Observe(time.Since(a.start).Seconds())
+				}
 				if _, werr := w.Write(chunk); werr != nil {
 					clientGone = true
 					break
@@ -347,6 +357,9 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 		g.logger.Warn("pricing usage", zap.String("request_id", c.requestID), zap.Error(err))
 	}
 	rec.Cost = priceTokens(price, rec.PromptTokens, rec.CompletionTokens)
+	if rec.Status == "success" || rec.Cost > 0 {
+		g.observeUsage(c.provider, c.model, rec.PromptTokens, rec.CompletionTokens, rec.Cost)
+	}
 	rec.UserPeriod = c.res.periodOf(storage.SpendOfUser)
 	rec.KeyPeriod = c.res.periodOf(storage.SpendOfKey)
 	if !retrying {

@@ -107,6 +107,9 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 
 	if master := repl.ReplaceKnown(g.MasterKey, ""); master != "" {
 		g.hasMaster = true
@@ -240,6 +243,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if g.handleCORS(w, r) {
 		return nil
 	}
+
+	start := time.Now()
+	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+	w = rec
+	gatewayMetrics.active.Inc()
+	defer func() {
+		gatewayMetrics.active.Dec()
+		observeRequest(endpointLabel(path), rec.Status(), time.Since(start))
+	}()
+
 	if !g.state.work.acquire() {
 		g.writeError(w, r, errStoreUnavailable)
 		return nil
