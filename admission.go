@@ -10,12 +10,13 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
-// maxCompletionTokens is the most completion tokens a chat request may
-// produce: max_completion_tokens, else max_tokens, else the configured
-// default, times n choices.
+// maxCompletionTokens is the most completion tokens a request may
+// produce: max_completion_tokens, max_tokens (chat, Anthropic) or
+// max_output_tokens (Responses), else the configured default, times n
+// choices.
 func maxCompletionTokens(root gjson.Result, fallback int) int64 {
 	limit := int64(fallback)
-	for _, field := range [...]string{"max_completion_tokens", "max_tokens"} {
+	for _, field := range [...]string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
 		if v := root.Get(field); v.Type == gjson.Number && v.Int() > 0 {
 			limit = v.Int()
 			break

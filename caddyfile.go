@@ -35,6 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			dial_timeout            <duration>
 //			response_header_timeout <duration>
 //			api_version             <version>
+//			responses_api                    # serves /v1/responses
 //		}
 //		price              <provider:model> <input_usd_per_1M> <output_usd_per_1M>
 //		rate_limit_rpm     <n>
@@ -165,6 +166,11 @@ func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&p.APIVersion) {
 				return d.ArgErr()
 			}
+		case "responses_api":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.ResponsesAPI = true
 		default:
 			return d.Errf("provider %q: unrecognized subdirective '%s'", name, d.Val())
 		}

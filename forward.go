@@ -198,13 +198,17 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 	a.statusCode = resp.StatusCode
 	if usage := gjson.GetBytes(body, "usage"); usage.IsObject() {
 		a.usageSeen = true
-		a.promptTokens = usage.Get("prompt_tokens").Int()
-		a.completionTokens = usage.Get("completion_tokens").Int()
+		a.promptTokens, a.completionTokens = usageTokens(usage)
 	} else {
 		gjson.GetBytes(body, "choices.#.message.content").ForEach(func(_, v gjson.Result) bool {
 			a.completionBytes += len(v.Str)
 			return true
 		})
+		if a.completionBytes == 0 {
+			// Not a chat completion (a Responses object, say): count
+			// half the body as generated text rather than nothing.
+			a.completionBytes = len(body) / 2
+		}
 	}
 	if err := g.record(c, a, false); err != nil {
 		return err

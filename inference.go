@@ -26,6 +26,11 @@ func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resourc
 			return methodNotAllowed(http.MethodPost)
 		}
 		return g.serveCompletion(w, r, endpointEmbeddings)
+	case resource == "responses" && len(rest) == 0:
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		return g.serveCompletion(w, r, endpointResponses)
 	case resource == "models":
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(http.MethodGet)
@@ -40,13 +45,23 @@ func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resourc
 
 // endpoint is an inference route and how it is metered.
 type endpoint struct {
-	path      string // below the provider's base URL, and below /v1
-	streaming bool   // accepts "stream": true
+	path string // below the provider's base URL, and below /v1
+	kind endpointKind
 }
 
+// endpointKind says which API an endpoint speaks.
+type endpointKind int
+
+const (
+	kindChat endpointKind = iota
+	kindEmbeddings
+	kindResponses
+)
+
 var (
-	endpointChat       = endpoint{path: "/chat/completions", streaming: true}
-	endpointEmbeddings = endpoint{path: "/embeddings"}
+	endpointChat       = endpoint{path: "/chat/completions", kind: kindChat}
+	endpointEmbeddings = endpoint{path: "/embeddings", kind: kindEmbeddings}
+	endpointResponses  = endpoint{path: "/responses", kind: kindResponses}
 )
 
 // call is one validated inference request, ready to forward.
@@ -112,10 +127,13 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if up == nil {
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
 	}
+	if ep.kind == kindResponses && !up.responses {
+		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the Responses API", provider))
+	}
 	c.up, c.provider, c.model = up, provider, model
 	c.prompt = estimatePromptTokens(body)
 	completion := int64(0)
-	if ep.streaming {
+	if ep.kind != kindEmbeddings {
 		completion = maxCompletionTokens(root, g.DefaultMaxTokens)
 	}
 
@@ -135,8 +153,8 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		g.release(c)
 		return nil, errValidation("Invalid JSON body")
 	}
-	if ep.streaming && root.Get("stream").Type == gjson.True {
-		c.stream = true
+	c.stream = ep.kind != kindEmbeddings && root.Get("stream").Type == gjson.True
+	if c.stream && ep.kind == kindChat {
 		opts := root.Get("stream_options")
 		if opts.Exists() && opts.IsObject() {
 			c.stripUsage = opts.Get("include_usage").Type == gjson.False

@@ -36,6 +36,10 @@ type ProviderConfig struct {
 
 	// API version sent as `api-version` (Azure OpenAI).
 	APIVersion string `json:"api_version,omitempty"`
+
+	// The provider serves the OpenAI Responses API (`/v1/responses`).
+	// Known for openai and azureopenai; set it for others that do.
+	ResponsesAPI bool `json:"responses_api,omitempty"`
 }
 
 // authStyle is how a provider expects its API key.
@@ -48,14 +52,15 @@ const (
 
 // knownProvider is a provider the gateway knows how to reach by name.
 type knownProvider struct {
-	baseURL string // empty: the user must give one
-	auth    authStyle
+	baseURL   string // empty: the user must give one
+	auth      authStyle
+	responses bool // serves the Responses API
 }
 
 // knownProviders are OpenAI-compatible providers that need only an API key
 // (or, for local servers, nothing at all).
 var knownProviders = map[string]knownProvider{
-	"openai":      {baseURL: "https://api.openai.com/v1"},
+	"openai":      {baseURL: "https://api.openai.com/v1", responses: true},
 	"mistral":     {baseURL: "https://api.mistral.ai/v1"},
 	"groq":        {baseURL: "https://api.groq.com/openai/v1"},
 	"deepseek":    {baseURL: "https://api.deepseek.com/v1"},
@@ -71,7 +76,7 @@ var knownProviders = map[string]knownProvider{
 	"moonshot":    {baseURL: "https://api.moonshot.ai/v1"},
 	"gemini":      {baseURL: "https://generativelanguage.googleapis.com/v1beta/openai"},
 	"anthropic":   {baseURL: "https://api.anthropic.com/v1"},
-	"azureopenai": {auth: authAPIKey},
+	"azureopenai": {auth: authAPIKey, responses: true},
 	"ollama":      {baseURL: "http://localhost:11434/v1"},
 	"vllm":        {baseURL: "http://localhost:8000/v1"},
 	"lmstudio":    {baseURL: "http://localhost:1234/v1"},

@@ -6,10 +6,12 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// sseScanner watches the lines of an OpenAI chat completion stream as they
-// are forwarded. It keeps no copy of the stream: only the usage numbers,
-// a count of the content bytes seen (for an estimate when the provider
-// sends no usage) and whether the stream ended with [DONE].
+// sseScanner watches the events of a stream as they are forwarded
+// unchanged: OpenAI chat completion chunks, Responses API events and
+// Anthropic Messages events. It keeps no copy of the stream: only the
+// usage numbers, a count of the content bytes seen (for an estimate when
+// the provider sends no usage) and whether the stream reached its final
+// event.
 type sseScanner struct {
 	usageSeen        bool
 	promptTokens     int64
@@ -25,7 +27,7 @@ var (
 )
 
 // line inspects one complete line (with its newline) and reports whether
-// it carries a usage-only chunk (choices empty, usage set): the caller
+// it carries a chat usage-only chunk (choices empty, usage set): the caller
 // drops it when the client asked for no usage.
 func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	payload, ok := bytes.CutPrefix(line, dataPrefix)
@@ -40,6 +42,11 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	if len(payload) == 0 || payload[0] != '{' {
 		return false
 	}
+	if typ := gjson.GetBytes(payload, "type"); typ.Type == gjson.String {
+		s.typedEvent(typ.Str, payload)
+		return false
+	}
+
 	choices := gjson.GetBytes(payload, "choices")
 	choices.ForEach(func(_, c gjson.Result) bool {
 		d := c.Get("delta")
@@ -59,8 +66,63 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	if !usage.IsObject() {
 		return false
 	}
+	s.setUsage(usage)
+	return !choices.Exists() || choices.Raw == "[]"
+}
+
+// typedEvent handles the events of the Responses API and of Anthropic's
+// Messages API, which name their type in the payload.
+func (s *sseScanner) typedEvent(typ string, payload []byte) {
+	switch typ {
+	case "response.completed", "response.incomplete", "response.failed":
+		if u := gjson.GetBytes(payload, "response.usage"); u.IsObject() {
+			s.setUsage(u)
+		}
+		s.done = true
+	case "message_start":
+		if u := gjson.GetBytes(payload, "message.usage"); u.IsObject() {
+			s.setUsage(u)
+		}
+	case "message_delta":
+		u := gjson.GetBytes(payload, "usage")
+		if out := u.Get("output_tokens"); out.Exists() {
+			s.usageSeen = true
+			s.completionTokens = out.Int()
+		}
+		if in := u.Get("input_tokens"); in.Exists() && in.Int() > 0 {
+			s.promptTokens = in.Int() + u.Get("cache_creation_input_tokens").Int() + u.Get("cache_read_input_tokens").Int()
+		}
+	case "message_stop":
+		s.done = true
+	case "content_block_delta":
+		d := gjson.GetBytes(payload, "delta")
+		s.contentBytes += len(d.Get("text").Str) + len(d.Get("partial_json").Str) + len(d.Get("thinking").Str)
+	default:
+		if d := gjson.GetBytes(payload, "delta"); d.Type == gjson.String {
+			s.contentBytes += len(d.Str) // response.output_text.delta and the like
+		}
+	}
+}
+
+// setUsage reads a usage object in any of the three formats.
+func (s *sseScanner) setUsage(u gjson.Result) {
 	s.usageSeen = true
-	s.promptTokens = usage.Get("prompt_tokens").Int()
-	s.completionTokens = usage.Get("completion_tokens").Int()
-	return !choices.Exists() || (choices.IsArray() && len(choices.Array()) == 0)
+	s.promptTokens, s.completionTokens = usageTokens(u)
+}
+
+// usageTokens reads prompt and completion tokens from an OpenAI chat
+// ("prompt_tokens"), Responses or Anthropic ("input_tokens") usage object;
+// Anthropic's cache tokens count as prompt tokens.
+func usageTokens(u gjson.Result) (prompt, completion int64) {
+	if p := u.Get("prompt_tokens"); p.Exists() {
+		prompt = p.Int()
+	} else {
+		prompt = u.Get("input_tokens").Int() + u.Get("cache_creation_input_tokens").Int() + u.Get("cache_read_input_tokens").Int()
+	}
+	if c := u.Get("completion_tokens"); c.Exists() {
+		completion = c.Int()
+	} else {
+		completion = u.Get("output_tokens").Int()
+	}
+	return prompt, completion
 }

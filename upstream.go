@@ -31,6 +31,7 @@ type upstream struct {
 	auth       authStyle
 	apiVersion string
 	models     []string
+	responses  bool // serves the Responses API
 	timeout    time.Duration
 	client     *http.Client
 	next       atomic.Uint64 // round-robin position
@@ -45,6 +46,7 @@ func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstr
 		auth:       known.auth,
 		apiVersion: repl.ReplaceKnown(cfg.APIVersion, ""),
 		models:     cfg.Models,
+		responses:  known.responses || cfg.ResponsesAPI,
 		timeout:    time.Duration(cfg.Timeout),
 	}
 	if u.timeout == 0 {

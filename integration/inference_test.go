@@ -61,6 +61,7 @@ func startInferenceGateway(t *testing.T, extraProvider string) *inferenceGateway
 			base_url %s
 			models listed-only
 			timeout 3s
+			responses_api
 		}
 		price mock:ok %v %v
 		price mock:no-usage %v %v

@@ -17,6 +17,8 @@ const (
 	mockPromptTokens     = 11
 	mockCompletionTokens = 7
 	mockEmbeddingTokens  = 5
+	mockResponsesInput   = 13
+	mockResponsesOutput  = 9
 )
 
 // mockUpstream is an OpenAI-compatible provider for tests. The model name
@@ -107,6 +109,9 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
+	case "/v1/responses":
+		m.serveResponses(w, req.Model, req.Stream)
+		return
 	case "/v1/embeddings":
 		writeMockJSON(w, fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":%q,"usage":{"prompt_tokens":%d,"total_tokens":%d}}`,
 			req.Model, mockEmbeddingTokens, mockEmbeddingTokens))
@@ -172,4 +177,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// serveResponses answers the OpenAI Responses API.
+func (m *mockUpstream) serveResponses(w http.ResponseWriter, model string, stream bool) {
+	usage := fmt.Sprintf(`{"input_tokens":%d,"output_tokens":%d,"total_tokens":%d}`, mockResponsesInput, mockResponsesOutput, mockResponsesInput+mockResponsesOutput)
+	object := fmt.Sprintf(`{"id":"resp_1","object":"response","created_at":1700000000,"status":"completed","model":%q,"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hello world","annotations":[]}]}],"usage":%s}`, model, usage)
+	if !stream {
+		writeMockJSON(w, object)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	rc := http.NewResponseController(w)
+	event := func(typ, data string) {
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data)
+		_ = rc.Flush()
+	}
+	event("response.created", `{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","model":"`+model+`","output":[]}}`)
+	event("response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hello"}`)
+	event("response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":" world"}`)
+	event("response.completed", `{"type":"response.completed","sequence_number":3,"response":`+object+`}`)
 }
