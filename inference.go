@@ -148,27 +148,33 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		return nil, errForbidden("model_not_allowed", fmt.Sprintf("Model '%s' is not allowed for this API key", truncate(modelField.Str, 128)))
 	}
 
-	patched, err := sjson.SetBytes(body, "model", model)
+	c.stream = ep.kind != kindEmbeddings && root.Get("stream").Type == gjson.True
+	c.body, c.stripUsage, err = patchRequest(body, model, c.stream && ep.kind == kindChat)
 	if err != nil {
 		g.release(c)
 		return nil, errValidation("Invalid JSON body")
 	}
-	c.stream = ep.kind != kindEmbeddings && root.Get("stream").Type == gjson.True
-	if c.stream && ep.kind == kindChat {
-		opts := root.Get("stream_options")
-		if opts.Exists() && opts.IsObject() {
-			c.stripUsage = opts.Get("include_usage").Type == gjson.False
-			patched, err = sjson.SetBytes(patched, "stream_options.include_usage", true)
-		} else {
-			patched, err = sjson.SetRawBytes(patched, "stream_options", []byte(`{"include_usage":true}`))
-		}
-		if err != nil {
-			g.release(c)
-			return nil, errValidation("Invalid JSON body")
-		}
-	}
-	c.body = patched
 	return c, nil
+}
+
+// patchRequest returns body with "model" set to model and, when
+// forceUsage, stream_options.include_usage set to true, editing the JSON
+// in place so that everything else (unknown fields, key order, number
+// precision) stays as the client sent it. stripUsage reports that the
+// client itself asked for include_usage false.
+func patchRequest(body []byte, model string, forceUsage bool) (patched []byte, stripUsage bool, err error) {
+	patched, err = sjson.SetBytes(body, "model", model)
+	if err != nil || !forceUsage {
+		return patched, false, err
+	}
+	opts := gjson.GetBytes(body, "stream_options")
+	if opts.IsObject() {
+		stripUsage = opts.Get("include_usage").Type == gjson.False
+		patched, err = sjson.SetBytes(patched, "stream_options.include_usage", true)
+	} else {
+		patched, err = sjson.SetRawBytes(patched, "stream_options", []byte(`{"include_usage":true}`))
+	}
+	return patched, stripUsage, err
 }
 
 // resolveUser decides whom the request bills: the user named in the body

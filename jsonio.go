@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -25,9 +27,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }
 
 // readBody reads the whole request body, at most limit bytes, else 413.
@@ -86,7 +88,76 @@ func decodeStrict(body []byte, dst any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errValidation("Invalid JSON body: unexpected data after the object")
 	}
+	return checkFieldNames(body, dst)
+}
+
+// checkFieldNames rejects the object keys that are not exactly a field name
+// of dst: encoding/json matches names case-insensitively, so it would take
+// "USER_ID" for "user_id". body has already decoded into dst.
+func checkFieldNames(body []byte, dst any) error {
+	names := jsonFieldNames(reflect.TypeOf(dst))
+	if names == nil {
+		return nil // not a struct: no fixed field names
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // '{'
+		return errValidation(describeJSONError(err))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errValidation(describeJSONError(err))
+		}
+		if key, _ := tok.(string); !names[key] {
+			return errValidation(fmt.Sprintf("Unknown field '%s'", truncate(key, 64)))
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return errValidation(describeJSONError(err))
+		}
+	}
 	return nil
+}
+
+var fieldNameCache sync.Map // reflect.Type → map[string]bool
+
+// jsonFieldNames returns the JSON names of the fields of the struct t points
+// to, including those of embedded structs; nil if t is no struct pointer.
+func jsonFieldNames(t reflect.Type) map[string]bool {
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	if v, ok := fieldNameCache.Load(t); ok {
+		return v.(map[string]bool)
+	}
+	names := map[string]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			name, _, _ := strings.Cut(tag, ",")
+			switch {
+			case name == "-":
+			case f.Anonymous && name == "":
+				walk(f.Type)
+			case !f.IsExported():
+			case name != "":
+				names[name] = true
+			default:
+				names[f.Name] = true
+			}
+		}
+	}
+	walk(t)
+	fieldNameCache.Store(t, names)
+	return names
 }
 
 // describeJSONError turns encoding/json's errors into messages that name

@@ -253,6 +253,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		observeRequest(endpointLabel(path), rec.Status(), time.Since(start))
 	}()
 
+	if isV1 {
+		w.Header().Set("X-Request-Id", newRequestID())
+	}
 	if !g.state.work.acquire() {
 		g.writeError(w, r, errStoreUnavailable)
 		return nil
@@ -263,7 +266,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveHealth(w, r)
 		return nil
 	}
-	w.Header().Set("X-Request-Id", newRequestID())
 	if err := g.serveV1(w, r); err != nil {
 		g.writeError(w, r, err)
 	}
