@@ -1012,6 +1012,13 @@ func anthropicResponseFromChat(body []byte, clientModel string) ([]byte, tokenUs
 // anthropicErrorBody renders an error in the shape Anthropic clients parse,
 // with the error type Anthropic uses for that status.
 func anthropicErrorBody(status int, message string) []byte {
+	body := map[string]any{"type": "error", "error": map[string]string{"type": anthropicErrorType(status), "message": message}}
+	out, _ := json.Marshal(body) // strings only: cannot fail
+	return out
+}
+
+// anthropicErrorType is the error type Anthropic uses for an HTTP status.
+func anthropicErrorType(status int) string {
 	var kind string
 	switch {
 	case status == 401:
@@ -1033,9 +1040,7 @@ func anthropicErrorBody(status int, message string) []byte {
 	default:
 		kind = "invalid_request_error"
 	}
-	body := map[string]any{"type": "error", "error": map[string]string{"type": kind, "message": message}}
-	out, _ := json.Marshal(body) // strings only: cannot fail
-	return out
+	return kind
 }
 
 // anthropicBodyError reports an Anthropic error body as an error.

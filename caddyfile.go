@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			response_header_timeout <duration>
 //			api_version             <version>
 //			responses_api                    # serves /v1/responses
+//			api_format              openai|anthropic
 //		}
 //		price              <provider:model> <input_usd_per_1M> <output_usd_per_1M>
 //		rate_limit_rpm     <n>
@@ -164,6 +165,10 @@ func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
 			}
 		case "api_version":
 			if !d.AllArgs(&p.APIVersion) {
+				return d.ArgErr()
+			}
+		case "api_format":
+			if !d.AllArgs(&p.APIFormat) {
 				return d.ArgErr()
 			}
 		case "responses_api":

@@ -106,10 +106,26 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			w.Header().Add(k, v)
 		}
 	}
+	if r.URL.Path == "/v1/messages" {
+		// Anthropic clients read {"type":"error","error":{"type","message"}};
+		// detail keeps any-llm clients working there too.
+		writeJSON(w, ae.Status, anthropicErrorResponse{
+			Type:   "error",
+			Detail: ae.Message,
+			Error:  errorDetail{Message: ae.Message, Type: anthropicErrorType(ae.Status), Code: ae.Code},
+		})
+		return
+	}
 	writeJSON(w, ae.Status, errorBody{
 		Detail: ae.Message,
 		Error:  errorDetail{Message: ae.Message, Type: errorType(ae.Status, ae.Code), Code: ae.Code},
 	})
+}
+
+type anthropicErrorResponse struct {
+	Type   string      `json:"type"`
+	Error  errorDetail `json:"error"`
+	Detail string      `json:"detail"`
 }
 
 // storeError marks an error that came from the store.

@@ -37,7 +37,28 @@ const (
 	msgStreamError     = "An error occurred during streaming"
 )
 
-var streamErrorEvent = []byte("data: {\"error\": {\"message\": \"" + msgStreamError + "\", \"type\": \"server_error\"}}\n\ndata: [DONE]\n\n")
+var (
+	streamErrorEvent          = []byte("data: {\"error\": {\"message\": \"" + msgStreamError + "\", \"type\": \"server_error\"}}\n\ndata: [DONE]\n\n")
+	anthropicStreamErrorEvent = []byte("event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"api_error\", \"message\": \"" + msgStreamError + "\"}}\n\n")
+)
+
+// streamErrorEvent is what a client receives when its stream fails midway,
+// in the format of the API it speaks.
+func (c *call) streamErrorEvent() []byte {
+	if c.endpoint.kind == kindMessages {
+		return anthropicStreamErrorEvent
+	}
+	return streamErrorEvent
+}
+
+// translateBody turns a provider's non-stream response into the client's
+// format.
+func (c *call) translateBody(body []byte) ([]byte, tokenUsage, error) {
+	if c.translate == chatToMessages {
+		return chatResponseFromAnthropic(body, c.clientModel, time.Now().Unix())
+	}
+	return anthropicResponseFromChat(body, c.clientModel)
+}
 
 // attempt is the outcome of one upstream call, turned into a usage record.
 type attempt struct {
@@ -84,7 +105,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 
 // send makes one HTTP request to the provider.
 func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start uint64) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.up.endpoint(c.endpoint.path, try, start), bytes.NewReader(c.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.up.endpoint(c.upstreamPath, try, start), bytes.NewReader(c.body))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +117,7 @@ func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start
 	if ua := r.Header.Get("User-Agent"); ua != "" {
 		req.Header.Set("User-Agent", ua)
 	}
-	c.up.setAuth(req.Header)
+	c.up.setAuth(req.Header, r.Header)
 	sent := time.Now()
 	resp, err := c.up.client.Do(req)
 	if err == nil {
@@ -148,6 +169,9 @@ func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, r
 	case resp.StatusCode >= 400:
 		return g.passThroughError(ctx, w, c, resp, a)
 	case c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
+		if c.translate != passThrough {
+			return g.relayTranslatedStream(ctx, w, c, resp, a)
+		}
 		return g.relayStream(ctx, w, c, resp, a)
 	}
 	return g.relayBody(ctx, w, c, resp, a)
@@ -196,7 +220,18 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 		return g.failRead(c, a, err)
 	}
 	a.statusCode = resp.StatusCode
-	if usage := gjson.GetBytes(body, "usage"); usage.IsObject() {
+	if c.translate != passThrough {
+		translated, usage, err := c.translateBody(body)
+		if err != nil {
+			return g.failRead(c, a, err)
+		}
+		body = translated
+		a.usageSeen, a.promptTokens, a.completionTokens = usage.seen, usage.prompt, usage.completion
+		if !usage.seen {
+			a.completionBytes = len(body) / 2
+		}
+		resp.Header.Set("Content-Type", "application/json")
+	} else if usage := gjson.GetBytes(body, "usage"); usage.IsObject() {
 		a.usageSeen = true
 		a.promptTokens, a.completionTokens = usageTokens(usage)
 	} else {
@@ -295,7 +330,7 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 		if !lineStart {
 			_, _ = w.Write([]byte("\n\n"))
 		}
-		_, _ = w.Write(streamErrorEvent)
+		_, _ = w.Write(c.streamErrorEvent())
 		_ = rc.Flush()
 		break
 	}

@@ -26,6 +26,11 @@ func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resourc
 			return methodNotAllowed(http.MethodPost)
 		}
 		return g.serveCompletion(w, r, endpointEmbeddings)
+	case resource == "messages" && len(rest) == 0:
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		return g.serveCompletion(w, r, endpointMessages)
 	case resource == "responses" && len(rest) == 0:
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost)
@@ -56,29 +61,43 @@ const (
 	kindChat endpointKind = iota
 	kindEmbeddings
 	kindResponses
+	kindMessages // Anthropic Messages
 )
 
 var (
 	endpointChat       = endpoint{path: "/chat/completions", kind: kindChat}
 	endpointEmbeddings = endpoint{path: "/embeddings", kind: kindEmbeddings}
 	endpointResponses  = endpoint{path: "/responses", kind: kindResponses}
+	endpointMessages   = endpoint{path: "/messages", kind: kindMessages}
+)
+
+// translation says how a call's bodies change between client and provider.
+type translation int
+
+const (
+	passThrough    translation = iota
+	chatToMessages             // an OpenAI chat client, an Anthropic provider
+	messagesToChat             // an Anthropic client, an OpenAI-compatible provider
 )
 
 // call is one validated inference request, ready to forward.
 type call struct {
-	endpoint   endpoint
-	requestID  string
-	userID     string
-	keyID      string // empty for the master key
-	up         *upstream
-	provider   string
-	model      string // the provider's own name
-	body       []byte // as sent, with model (and stream_options) patched
-	stream     bool
-	stripUsage bool         // the client asked for no usage chunk
-	prompt     int64        // estimated prompt tokens
-	res        *reservation // budget held until the call settles
-	ticket     *rateTicket  // rate-limit entries to settle with real tokens
+	endpoint     endpoint
+	requestID    string
+	userID       string
+	keyID        string // empty for the master key
+	up           *upstream
+	provider     string
+	model        string // the provider's own name
+	body         []byte // as sent, with model (and stream_options) patched, or translated
+	upstreamPath string // below the provider's base URL
+	translate    translation
+	clientModel  string // the model as the client named it
+	stream       bool
+	stripUsage   bool         // the client asked for no usage chunk
+	prompt       int64        // estimated prompt tokens
+	res          *reservation // budget held until the call settles
+	ticket       *rateTicket  // rate-limit entries to settle with real tokens
 }
 
 // prepareCall authenticates and validates an inference request and patches
@@ -110,8 +129,12 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		return nil, errValidation("Field 'model' must be a string")
 	}
 
-	c := &call{endpoint: ep, requestID: w.Header().Get("X-Request-Id")}
-	if err := g.resolveUser(p, root.Get("user"), c); err != nil {
+	c := &call{endpoint: ep, requestID: w.Header().Get("X-Request-Id"), upstreamPath: ep.path, clientModel: modelField.Str}
+	userField, userName := root.Get("user"), "user"
+	if ep.kind == kindMessages {
+		userField, userName = root.Get("metadata.user_id"), "metadata.user_id"
+	}
+	if err := g.resolveUser(p, userField, userName, c); err != nil {
 		return nil, err
 	}
 	user, err := g.loadCallUser(c.userID)
@@ -127,8 +150,11 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if up == nil {
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
 	}
-	if ep.kind == kindResponses && !up.responses {
+	switch {
+	case ep.kind == kindResponses && !up.responses:
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the Responses API", provider))
+	case ep.kind == kindEmbeddings && up.format == formatAnthropic:
+		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support embeddings", provider))
 	}
 	c.up, c.provider, c.model = up, provider, model
 	c.prompt = estimatePromptTokens(body)
@@ -149,12 +175,35 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	}
 
 	c.stream = ep.kind != kindEmbeddings && root.Get("stream").Type == gjson.True
-	c.body, c.stripUsage, err = patchRequest(body, model, c.stream && ep.kind == kindChat)
-	if err != nil {
+	if err := g.buildUpstreamBody(c, body, root); err != nil {
 		g.release(c)
-		return nil, errValidation("Invalid JSON body")
+		return nil, err
 	}
 	return c, nil
+}
+
+// buildUpstreamBody prepares what the provider receives: the client's body
+// with the model patched when both speak the same API, else a translation.
+func (g *Gateway) buildUpstreamBody(c *call, body []byte, root gjson.Result) error {
+	var err error
+	switch {
+	case c.endpoint.kind == kindChat && c.up.format == formatAnthropic:
+		c.translate, c.upstreamPath = chatToMessages, "/messages"
+		c.stripUsage = root.Get("stream_options.include_usage").Type == gjson.False
+		c.body, err = anthropicRequestFromChat(body, c.model, int64(g.DefaultMaxTokens))
+	case c.endpoint.kind == kindMessages && c.up.format == formatOpenAI:
+		c.translate, c.upstreamPath = messagesToChat, "/chat/completions"
+		c.body, err = chatRequestFromAnthropic(body, c.model)
+	default:
+		c.body, c.stripUsage, err = patchRequest(body, c.model, c.stream && c.endpoint.kind == kindChat)
+		if err != nil {
+			return errValidation("Invalid JSON body")
+		}
+	}
+	if err != nil {
+		return errBadRequest(fmt.Sprintf("Request cannot be sent to provider '%s': %s", c.provider, truncate(err.Error(), 256)))
+	}
+	return nil
 }
 
 // patchRequest returns body with "model" set to model and, when
@@ -180,13 +229,16 @@ func patchRequest(body []byte, model string, forceUsage bool) (patched []byte, s
 // resolveUser decides whom the request bills: the user named in the body
 // for the master key, the key's own user for a virtual key (which may not
 // name anyone else).
-func (g *Gateway) resolveUser(p principal, user gjson.Result, c *call) error {
+func (g *Gateway) resolveUser(p principal, user gjson.Result, field string, c *call) error {
 	if user.Exists() && user.Type != gjson.String && user.Type != gjson.Null {
-		return errValidation("Field 'user' must be a string")
+		return errValidation(fmt.Sprintf("Field '%s' must be a string", field))
 	}
 	if p.master {
 		if user.Type != gjson.String || user.Str == "" {
-			return errBadRequest("When using master key, 'user' field is required in request body")
+			if field == "user" {
+				return errBadRequest("When using master key, 'user' field is required in request body")
+			}
+			return errBadRequest(fmt.Sprintf("When using master key, '%s' is required in request body", field))
 		}
 		c.userID = user.Str
 		return nil

@@ -40,20 +40,38 @@ type ProviderConfig struct {
 	// The provider serves the OpenAI Responses API (`/v1/responses`).
 	// Known for openai and azureopenai; set it for others that do.
 	ResponsesAPI bool `json:"responses_api,omitempty"`
+
+	// The API the provider speaks: `openai` (chat completions) or
+	// `anthropic` (Messages). Default: anthropic for the provider named
+	// anthropic, openai for every other.
+	APIFormat string `json:"api_format,omitempty"`
 }
 
 // authStyle is how a provider expects its API key.
 type authStyle int
 
 const (
-	authBearer authStyle = iota // Authorization: Bearer <key>
-	authAPIKey                  // api-key: <key> (Azure OpenAI)
+	authBearer    authStyle = iota // Authorization: Bearer <key>
+	authAPIKey                     // api-key: <key> (Azure OpenAI)
+	authAnthropic                  // x-api-key: <key> and anthropic-version
 )
+
+// apiFormat is the API a provider speaks.
+type apiFormat int
+
+const (
+	formatOpenAI    apiFormat = iota // OpenAI chat completions (and embeddings)
+	formatAnthropic                  // Anthropic Messages
+)
+
+// anthropicVersion is sent to Anthropic unless the client names another.
+const anthropicVersion = "2023-06-01"
 
 // knownProvider is a provider the gateway knows how to reach by name.
 type knownProvider struct {
 	baseURL   string // empty: the user must give one
 	auth      authStyle
+	format    apiFormat
 	responses bool // serves the Responses API
 }
 
@@ -75,7 +93,7 @@ var knownProviders = map[string]knownProvider{
 	"sambanova":   {baseURL: "https://api.sambanova.ai/v1"},
 	"moonshot":    {baseURL: "https://api.moonshot.ai/v1"},
 	"gemini":      {baseURL: "https://generativelanguage.googleapis.com/v1beta/openai"},
-	"anthropic":   {baseURL: "https://api.anthropic.com/v1"},
+	"anthropic":   {baseURL: "https://api.anthropic.com/v1", auth: authAnthropic, format: formatAnthropic},
 	"azureopenai": {auth: authAPIKey, responses: true},
 	"ollama":      {baseURL: "http://localhost:11434/v1"},
 	"vllm":        {baseURL: "http://localhost:8000/v1"},
@@ -114,6 +132,9 @@ func (p *ProviderConfig) validate(name string) error {
 		if err := validateBaseURL(u); err != nil {
 			return fmt.Errorf("provider %q: %w", name, err)
 		}
+	}
+	if p.APIFormat != "" && p.APIFormat != "openai" && p.APIFormat != "anthropic" {
+		return fmt.Errorf("provider %q: api_format must be openai or anthropic, got %q", name, p.APIFormat)
 	}
 	if p.Timeout < 0 || p.DialTimeout < 0 || p.ResponseHeaderTimeout < 0 {
 		return fmt.Errorf("provider %q: timeouts must not be negative", name)

@@ -29,6 +29,7 @@ type upstream struct {
 	baseURLs   []*url.URL
 	apiKey     string
 	auth       authStyle
+	format     apiFormat
 	apiVersion string
 	models     []string
 	responses  bool // serves the Responses API
@@ -44,6 +45,7 @@ func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstr
 		name:       name,
 		apiKey:     repl.ReplaceKnown(cfg.APIKey, ""),
 		auth:       known.auth,
+		format:     known.format,
 		apiVersion: repl.ReplaceKnown(cfg.APIVersion, ""),
 		models:     cfg.Models,
 		responses:  known.responses || cfg.ResponsesAPI,
@@ -51,6 +53,15 @@ func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstr
 	}
 	if u.timeout == 0 {
 		u.timeout = defaultTimeout
+	}
+	switch cfg.APIFormat {
+	case "anthropic":
+		u.format, u.auth = formatAnthropic, authAnthropic
+	case "openai":
+		u.format = formatOpenAI
+		if u.auth == authAnthropic {
+			u.auth = authBearer // Anthropic's OpenAI-compatible endpoint
+		}
 	}
 	raw := cfg.BaseURLs
 	if len(raw) == 0 {
@@ -101,12 +112,25 @@ func (u *upstream) endpoint(path string, attempt uint64, start uint64) string {
 	return target.String()
 }
 
-// setAuth puts the provider key on req in the provider's style.
-func (u *upstream) setAuth(h http.Header) {
+// setAuth puts the provider key on req in the provider's style; client
+// carries the headers an Anthropic client chose (version, betas).
+func (u *upstream) setAuth(h, client http.Header) {
+	if u.auth == authAnthropic {
+		version := client.Get("Anthropic-Version")
+		if version == "" {
+			version = anthropicVersion
+		}
+		h.Set("Anthropic-Version", version)
+		if beta := client.Get("Anthropic-Beta"); beta != "" {
+			h.Set("Anthropic-Beta", beta)
+		}
+	}
 	if u.apiKey == "" {
 		return
 	}
 	switch u.auth {
+	case authAnthropic:
+		h.Set("X-Api-Key", u.apiKey)
 	case authAPIKey:
 		h.Set("Api-Key", u.apiKey)
 	default:

@@ -262,6 +262,16 @@ func (r *response) Map(t *testing.T) map[string]any {
 // other value as JSON) and headers given as name, value pairs.
 func (g *gateway) do(method, path string, body any, headers ...string) *response {
 	g.t.Helper()
+	r, err := g.tryDo(method, path, body, headers...)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// tryDo is do returning the transport error instead of failing the test.
+func (g *gateway) tryDo(method, path string, body any, headers ...string) (*response, error) {
+	g.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -290,14 +300,14 @@ func (g *gateway) do(method, path string, body any, headers ...string) *response
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		g.t.Fatalf("%s %s: %v", method, path, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		g.t.Fatalf("%s %s: reading body: %v", method, path, err)
+		return nil, fmt.Errorf("reading body: %w", err)
 	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 }
 
 // admin sends a request with the master key in X-AnyLLM-Key.

@@ -86,7 +86,7 @@ func TestMetricsAfterKnownRequestsAndReload(t *testing.T) {
 		price mock:ok 2 8`}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, chat("mock:ok"), 200)
+	expect(t, ig.doLikeSDK("POST", "/v1/chat/completions", `{"model":"mock:ok","messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+ig.key), 200)
 	m = ig.metrics(t)
 	expectMetric(t, m, `gateway_requests_total{endpoint="/v1/chat/completions",status="200"}`, 4)
 	expectMetric(t, m, `gateway_tokens_total{model="ok",provider="mock",type="input"}`, 4*mockPromptTokens)

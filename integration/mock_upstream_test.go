@@ -19,6 +19,10 @@ const (
 	mockEmbeddingTokens  = 5
 	mockResponsesInput   = 13
 	mockResponsesOutput  = 9
+	// Anthropic usage: 17 input tokens, 4 read from the cache, 6 output.
+	mockClaudeInput     = 17
+	mockClaudeCacheRead = 4
+	mockClaudeOutput    = 6
 )
 
 // mockUpstream is an OpenAI-compatible provider for tests. The model name
@@ -109,6 +113,9 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
+	case "/v1/messages":
+		m.serveMessages(w, r, req.Model, req.Stream)
+		return
 	case "/v1/responses":
 		m.serveResponses(w, req.Model, req.Stream)
 		return
@@ -197,4 +204,34 @@ func (m *mockUpstream) serveResponses(w http.ResponseWriter, model string, strea
 	event("response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hello"}`)
 	event("response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":" world"}`)
 	event("response.completed", `{"type":"response.completed","sequence_number":3,"response":`+object+`}`)
+}
+
+// serveMessages answers the Anthropic Messages API. It requires the
+// provider key in x-api-key and an anthropic-version header.
+func (m *mockUpstream) serveMessages(w http.ResponseWriter, r *http.Request, model string, stream bool) {
+	if r.Header.Get("X-Api-Key") != providerKey || r.Header.Get("Anthropic-Version") == "" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+		return
+	}
+	usage := fmt.Sprintf(`{"input_tokens":%d,"cache_creation_input_tokens":0,"cache_read_input_tokens":%d,"output_tokens":%d}`, mockClaudeInput, mockClaudeCacheRead, mockClaudeOutput)
+	if !stream {
+		writeMockJSON(w, fmt.Sprintf(`{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":"Hello from Claude"}],"stop_reason":"end_turn","stop_sequence":null,"usage":%s}`, model, usage))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	rc := http.NewResponseController(w)
+	event := func(typ, data string) {
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data)
+		_ = rc.Flush()
+	}
+	event("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":0,"cache_read_input_tokens":%d,"output_tokens":1}}}`, model, mockClaudeInput, mockClaudeCacheRead))
+	event("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+	event("ping", `{"type":"ping"}`)
+	event("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}`)
+	event("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" from Claude"}}`)
+	event("content_block_stop", `{"type":"content_block_stop","index":0}`)
+	event("message_delta", fmt.Sprintf(`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":%d}}`, mockClaudeOutput))
+	event("message_stop", `{"type":"message_stop"}`)
 }
