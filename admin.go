@@ -49,7 +49,7 @@ func pathSegments(escaped string) ([]string, bool) {
 	parts := strings.Split(rest, "/")
 	for i, p := range parts {
 		s, err := url.PathUnescape(p)
-		if err != nil || s == "" {
+		if err != nil || s == "" || strings.ContainsFunc(s, isControl) {
 			return nil, false
 		}
 		parts[i] = s

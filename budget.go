@@ -32,13 +32,13 @@ type balance struct {
 // loaded from the store the first time an account or a period is seen;
 // from then on every change passes through here, so memory and store agree.
 type ledger struct {
-	store *storage.Store
+	store gatewayStore
 
 	mu       sync.Mutex
 	balances map[account]*balance
 }
 
-func newLedger(store *storage.Store) *ledger {
+func newLedger(store gatewayStore) *ledger {
 	return &ledger{store: store, balances: make(map[account]*balance)}
 }
 

@@ -91,6 +91,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if !errors.As(err, &ae) {
 		if errors.Is(err, storage.ErrClosed) || isStoreError(err) {
 			ae = errStoreUnavailable
+			g.state.health.failed()
 		} else {
 			ae = newError(http.StatusInternalServerError, "internal_error", "Internal server error")
 		}

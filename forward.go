@@ -219,6 +219,9 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 	if err != nil {
 		return g.failRead(c, a, err)
 	}
+	if !gjson.ValidBytes(body) {
+		return g.failRead(c, a, fmt.Errorf("provider answered %d with a body that is not JSON", resp.StatusCode))
+	}
 	a.statusCode = resp.StatusCode
 	if c.translate != passThrough {
 		translated, usage, err := c.translateBody(body)
@@ -411,6 +414,7 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	if err := g.state.store.RecordUsage(ctx, rec); err != nil {
+		g.state.health.failed()
 		return storeError{fmt.Errorf("recording usage of request %s: %w", c.requestID, err)}
 	}
 	return nil

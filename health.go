@@ -1,6 +1,7 @@
 package llmgateway
 
 import (
+	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -20,7 +21,11 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 	case "/health/liveness":
 		writeJSON(w, http.StatusOK, "I'm alive!")
 	case "/health/readiness":
-		if err := g.state.store.Ping(); err != nil {
+		err := g.state.store.Ping()
+		if err == nil && !g.state.health.writable(g.state.store, g.now()) {
+			err = errors.New("the store fails writes")
+		}
+		if err != nil {
 			g.logger.Warn("readiness check failed", zap.Error(err))
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 				"detail": map[string]string{"status": "unhealthy", "database": "unavailable", "version": Version},

@@ -107,12 +107,19 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if err != nil {
 		return nil, err
 	}
+	if !g.state.health.writable(g.state.store, g.now()) {
+		// The last write failed: a call now could not be billed.
+		return nil, errStoreUnavailable
+	}
 	body, err := readBody(r, g.MaxRequestBody)
 	if err != nil {
 		return nil, err
 	}
 	if !utf8.Valid(body) {
 		return nil, errValidation("Request body is not valid UTF-8")
+	}
+	if !jsonDepthOK(body, maxJSONDepth) {
+		return nil, errValidation(fmt.Sprintf("Request body nests deeper than %d levels", maxJSONDepth))
 	}
 	if !gjson.ValidBytes(body) {
 		return nil, errValidation("Invalid JSON body")

@@ -74,6 +74,9 @@ func decodeStrict(body []byte, dst any) error {
 	if !utf8.Valid(body) {
 		return errValidation("Request body is not valid UTF-8")
 	}
+	if !jsonDepthOK(body, maxJSONDepth) {
+		return errValidation(fmt.Sprintf("Request body nests deeper than %d levels", maxJSONDepth))
+	}
 	if body[0] != '{' {
 		return errValidation("Request body must be a JSON object")
 	}

@@ -24,7 +24,8 @@ const drainTimeout = 15 * time.Second
 // gatewayState is what outlives a config reload: the store and the caches in
 // front of it. Its goroutines start in newGatewayState and stop in Destruct.
 type gatewayState struct {
-	store  *storage.Store
+	store  gatewayStore
+	health writeHealth
 	keys   *keyCache
 	touch  *touchQueue
 	ledger *ledger
@@ -216,7 +217,7 @@ func (q *touchQueue) forget(id string) {
 	q.mu.Unlock()
 }
 
-func (q *touchQueue) run(ctx context.Context, store *storage.Store) {
+func (q *touchQueue) run(ctx context.Context, store gatewayStore) {
 	for {
 		select {
 		case <-ctx.Done():

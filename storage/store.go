@@ -247,3 +247,21 @@ func (s *Store) collectValueLog() {
 		return
 	}
 }
+
+// probeKey is written and deleted by Probe.
+var probeKey = []byte("probe")
+
+// Probe checks that the database takes a durable write: it writes and
+// deletes one key in a transaction.
+func (s *Store) Probe() error {
+	err := s.update(func(txn *badger.Txn) error {
+		if err := txn.Set(probeKey, []byte{1}); err != nil {
+			return err
+		}
+		return txn.Delete(probeKey)
+	})
+	if err != nil {
+		return fmt.Errorf("probing database: %w", err)
+	}
+	return nil
+}
