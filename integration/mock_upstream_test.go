@@ -108,6 +108,13 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"error":{"message":"mock error %d with secret detail","type":"invalid_request_error","code":"mock_%d"}}`, status, status)
 		return
 	}
+	if req.Model == "echo-key" {
+		// Some providers quote the credential they rejected.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s","type":"invalid_request_error"}}`, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		return
+	}
 	if req.Model == "hang" {
 		<-r.Context().Done()
 		return
