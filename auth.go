@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
@@ -115,11 +116,12 @@ func hashKey(secret string) string {
 // isMaster compares the token with the master key in constant time (on the
 // hashes, so the length does not leak either).
 func (g *Gateway) isMaster(token string) bool {
-	if !g.hasMaster {
-		return false
-	}
-	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], g.masterHash[:]) == 1
+	return g.isMasterHash(sha256Sum(token))
+}
+
+// isMasterHash compares the SHA-256 of a token with the master key's.
+func (g *Gateway) isMasterHash(sum [sha256.Size]byte) bool {
+	return g.hasMaster && subtle.ConstantTimeCompare(sum[:], g.masterHash[:]) == 1
 }
 
 // requireMaster admits only the master key (admin routes).
@@ -143,13 +145,14 @@ func (g *Gateway) authenticate(r *http.Request) (principal, error) {
 	if aerr != nil {
 		return principal{}, aerr
 	}
-	if g.isMaster(token) {
+	sum := sha256Sum(token)
+	if g.isMasterHash(sum) {
 		return principal{master: true}, nil
 	}
 	if aerr := checkKeyFormat(token); aerr != nil {
 		return principal{}, aerr
 	}
-	key, err := g.lookupKey(token)
+	key, err := g.lookupKey(sum)
 	if err != nil {
 		return principal{}, err
 	}
@@ -164,9 +167,9 @@ func (g *Gateway) authenticate(r *http.Request) (principal, error) {
 	return principal{key: key}, nil
 }
 
-// lookupKey finds a virtual key by its secret: the cache first, then the store.
-func (g *Gateway) lookupKey(token string) (*storage.APIKey, error) {
-	sum := sha256.Sum256([]byte(token))
+// lookupKey finds a virtual key by the SHA-256 of its secret: the cache
+// first, then the store.
+func (g *Gateway) lookupKey(sum [sha256.Size]byte) (*storage.APIKey, error) {
 	cache := g.state.keys
 	key, gen := cache.get(sum)
 	if key != nil {
@@ -191,4 +194,8 @@ func (g *Gateway) now() time.Time {
 	return time.Now().UTC()
 }
 
-func sha256Sum(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
+// sha256Sum hashes s without copying it: converting a key-sized string to
+// []byte would allocate on every authentication.
+func sha256Sum(s string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+}

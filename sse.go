@@ -2,6 +2,7 @@ package llmgateway
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -42,12 +43,17 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	if len(payload) == 0 || payload[0] != '{' {
 		return false
 	}
-	if typ := gjson.GetBytes(payload, "type"); typ.Type == gjson.String {
-		s.typedEvent(typ.Str, payload)
-		return false
+	// One copy of the event as a string lets every lookup below return
+	// substrings of it instead of allocating (gjson.GetBytes copies).
+	event := string(payload)
+	if strings.Contains(event, `"type"`) { // chat chunks name no top-level type
+		if typ := gjson.Get(event, "type"); typ.Type == gjson.String {
+			s.typedEvent(typ.Str, event)
+			return false
+		}
 	}
 
-	choices := gjson.GetBytes(payload, "choices")
+	choices := gjson.Get(event, "choices")
 	choices.ForEach(func(_, c gjson.Result) bool {
 		d := c.Get("delta")
 		s.contentBytes += len(d.Get("content").Str) + len(d.Get("reasoning_content").Str) + len(d.Get("refusal").Str)
@@ -62,7 +68,7 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	if !bytes.Contains(payload, usageNeedle) {
 		return false
 	}
-	usage := gjson.GetBytes(payload, "usage")
+	usage := gjson.Get(event, "usage")
 	if !usage.IsObject() {
 		return false
 	}
@@ -72,19 +78,19 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 
 // typedEvent handles the events of the Responses API and of Anthropic's
 // Messages API, which name their type in the payload.
-func (s *sseScanner) typedEvent(typ string, payload []byte) {
+func (s *sseScanner) typedEvent(typ, payload string) {
 	switch typ {
 	case "response.completed", "response.incomplete", "response.failed":
-		if u := gjson.GetBytes(payload, "response.usage"); u.IsObject() {
+		if u := gjson.Get(payload, "response.usage"); u.IsObject() {
 			s.setUsage(u)
 		}
 		s.done = true
 	case "message_start":
-		if u := gjson.GetBytes(payload, "message.usage"); u.IsObject() {
+		if u := gjson.Get(payload, "message.usage"); u.IsObject() {
 			s.setUsage(u)
 		}
 	case "message_delta":
-		u := gjson.GetBytes(payload, "usage")
+		u := gjson.Get(payload, "usage")
 		if out := u.Get("output_tokens"); out.Exists() {
 			s.usageSeen = true
 			s.completionTokens = out.Int()
@@ -95,10 +101,10 @@ func (s *sseScanner) typedEvent(typ string, payload []byte) {
 	case "message_stop":
 		s.done = true
 	case "content_block_delta":
-		d := gjson.GetBytes(payload, "delta")
+		d := gjson.Get(payload, "delta")
 		s.contentBytes += len(d.Get("text").Str) + len(d.Get("partial_json").Str) + len(d.Get("thinking").Str)
 	default:
-		if d := gjson.GetBytes(payload, "delta"); d.Type == gjson.String {
+		if d := gjson.Get(payload, "delta"); d.Type == gjson.String {
 			s.contentBytes += len(d.Str) // response.output_text.delta and the like
 		}
 	}

@@ -1,0 +1,131 @@
+package llmgateway
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// benchKeys is how many keys the authentication benchmark stores:
+// BENCH_KEYS, default 1,000,000 (CI sets a small number to run it once).
+func benchKeys(b *testing.B) int {
+	if v := os.Getenv("BENCH_KEYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkAuthenticateCacheHit measures credential extraction, the
+// master-key comparison, the format check and the key lookup (a cache hit)
+// with many keys in the store.
+func BenchmarkAuthenticateCacheHit(b *testing.B) {
+	store, err := storage.Open(storage.Options{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now().UTC()
+	if err := store.CreateUser(&storage.User{UserID: "u", CreatedAt: now, UpdatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	n := benchKeys(b)
+	var secret string
+	var wg sync.WaitGroup
+	const workers = 8
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				s, hash, err := generateKey()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if i == 0 {
+					secret = s
+				}
+				k := &storage.APIKey{ID: fmt.Sprintf("k%08d", i), KeyHash: hash, UserID: "u", CreatedAt: now, IsActive: true}
+				if err := store.CreateKey(k, nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	g := &Gateway{hasMaster: true, masterHash: sha256Sum("the-master-key")}
+	g.state = &gatewayState{store: store, keys: newKeyCache(100_000), touch: newTouchQueue()}
+	req := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	if _, err := g.authenticate(req); err != nil { // fills the cache
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := g.authenticate(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReserveAndSettle measures one request's reservation against a
+// user and a key budget and its settlement.
+func BenchmarkReserveAndSettle(b *testing.B) {
+	store, err := storage.Open(storage.Options{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	l := newLedger(store)
+	maxBudget := 1e12
+	limits := []limit{
+		{acct: account{storage.SpendOfUser, "u"}, max: &maxBudget, who: "User 'u'"},
+		{acct: account{storage.SpendOfKey, "k"}, max: &maxBudget, who: "API key 'k'"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := l.reserve(limits, 0.001)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.settle(res, 0.0005)
+	}
+}
+
+// BenchmarkRecordUsage measures committing one usage record (group commit,
+// in memory: the encoding and the transaction, not the disk).
+func BenchmarkRecordUsage(b *testing.B) {
+	store, err := storage.Open(storage.Options{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	start := time.Now().UTC()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		rec := &storage.UsageRecord{
+			ID: fmt.Sprintf("r%09d", i), RequestID: "req", UserID: "u", APIKeyID: "k",
+			Timestamp: start.Add(time.Duration(i)), Model: "gpt-4o-mini", Provider: "openai",
+			Endpoint: "/v1/chat/completions", PromptTokens: 11, CompletionTokens: 7, TotalTokens: 18,
+			Cost: 0.0000123, Status: "success", StatusCode: 200, UsageSource: "provider",
+		}
+		if err := store.RecordUsage(ctx, rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
