@@ -16,13 +16,10 @@ func (g *Gateway) serveV1(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("Not found")
 	}
 	resource, rest := segs[0], segs[1:]
+	if c, ok := g.collections[resource]; ok {
+		return g.routeCollection(w, r, c, rest)
+	}
 	switch resource {
-	case "users":
-		return g.routeUsers(w, r, rest)
-	case "keys":
-		return g.routeKeys(w, r, rest)
-	case "budgets":
-		return g.routeBudgets(w, r, rest)
 	case "pricing":
 		return g.routePricing(w, r, rest)
 	case "usage":
@@ -57,87 +54,80 @@ func pathSegments(escaped string) ([]string, bool) {
 	return parts, true
 }
 
-func (g *Gateway) routeUsers(w http.ResponseWriter, r *http.Request, rest []string) error {
-	switch {
-	case len(rest) == 0:
-		switch r.Method {
-		case http.MethodGet:
-			return g.withMaster(w, r, g.listUsers)
-		case http.MethodPost:
-			return g.withMaster(w, r, g.createUser)
-		}
-		return methodNotAllowed(http.MethodGet, http.MethodPost)
-	case len(rest) == 1:
-		id := rest[0]
-		switch r.Method {
-		case http.MethodGet:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.getUser(w, r, id) })
-		case http.MethodPatch:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.updateUser(w, r, id) })
-		case http.MethodDelete:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.deleteUser(w, r, id) })
-		}
-		return methodNotAllowed(http.MethodGet, http.MethodPatch, http.MethodDelete)
-	case len(rest) == 2 && rest[1] == "usage":
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(http.MethodGet)
-		}
-		return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.userUsage(w, r, rest[0]) })
-	}
-	return errNotFound("Not found")
+// collection is an admin resource: /v1/<name> lists and creates,
+// /v1/<name>/{id} reads, updates and deletes, /v1/<name>/{id}/<action>
+// runs an action. Every route needs the master key.
+type collection struct {
+	list, create        func(http.ResponseWriter, *http.Request) error
+	get, update, remove idHandler
+	actions             map[string]collectionAction
 }
 
-func (g *Gateway) routeKeys(w http.ResponseWriter, r *http.Request, rest []string) error {
-	switch {
-	case len(rest) == 0:
-		switch r.Method {
-		case http.MethodGet:
-			return g.withMaster(w, r, g.listKeys)
-		case http.MethodPost:
-			return g.withMaster(w, r, g.createKey)
-		}
-		return methodNotAllowed(http.MethodGet, http.MethodPost)
-	case len(rest) == 1:
-		id := rest[0]
-		switch r.Method {
-		case http.MethodGet:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.getKey(w, r, id) })
-		case http.MethodPatch:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.updateKey(w, r, id) })
-		case http.MethodDelete:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.deleteKey(w, r, id) })
-		}
-		return methodNotAllowed(http.MethodGet, http.MethodPatch, http.MethodDelete)
-	case len(rest) == 2 && rest[1] == "rotate":
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.rotateKey(w, r, rest[0]) })
-	}
-	return errNotFound("Not found")
+type idHandler func(w http.ResponseWriter, r *http.Request, id string) error
+
+type collectionAction struct {
+	method string
+	handle idHandler
 }
 
-func (g *Gateway) routeBudgets(w http.ResponseWriter, r *http.Request, rest []string) error {
+// adminCollections maps /v1/<name> to its handlers.
+func (g *Gateway) adminCollections() map[string]collection {
+	return map[string]collection{
+		"users": {
+			list: g.listUsers, create: g.createUser,
+			get: g.getUser, update: g.updateUser, remove: g.deleteUser,
+			actions: map[string]collectionAction{"usage": {http.MethodGet, g.userUsage}},
+		},
+		"keys": {
+			list: g.listKeys, create: g.createKey,
+			get: g.getKey, update: g.updateKey, remove: g.deleteKey,
+			actions: map[string]collectionAction{"rotate": {http.MethodPost, g.rotateKey}},
+		},
+		"budgets": {
+			list: g.listBudgets, create: g.createBudget,
+			get: g.getBudget, update: g.updateBudget, remove: g.deleteBudget,
+		},
+	}
+}
+
+// routeCollection dispatches a request below /v1/<name> of c.
+func (g *Gateway) routeCollection(w http.ResponseWriter, r *http.Request, c collection, rest []string) error {
 	switch len(rest) {
 	case 0:
+		var h func(http.ResponseWriter, *http.Request) error
 		switch r.Method {
 		case http.MethodGet:
-			return g.withMaster(w, r, g.listBudgets)
+			h = c.list
 		case http.MethodPost:
-			return g.withMaster(w, r, g.createBudget)
+			h = c.create
 		}
-		return methodNotAllowed(http.MethodGet, http.MethodPost)
+		if h == nil {
+			return methodNotAllowed(http.MethodGet, http.MethodPost)
+		}
+		return g.withMaster(w, r, h)
 	case 1:
-		id := rest[0]
+		var h idHandler
 		switch r.Method {
 		case http.MethodGet:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.getBudget(w, r, id) })
+			h = c.get
 		case http.MethodPatch:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.updateBudget(w, r, id) })
+			h = c.update
 		case http.MethodDelete:
-			return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return g.deleteBudget(w, r, id) })
+			h = c.remove
 		}
-		return methodNotAllowed(http.MethodGet, http.MethodPatch, http.MethodDelete)
+		if h == nil {
+			return methodNotAllowed(http.MethodGet, http.MethodPatch, http.MethodDelete)
+		}
+		return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return h(w, r, rest[0]) })
+	case 2:
+		a, ok := c.actions[rest[1]]
+		if !ok {
+			break
+		}
+		if r.Method != a.method {
+			return methodNotAllowed(a.method)
+		}
+		return g.withMaster(w, r, func(w http.ResponseWriter, r *http.Request) error { return a.handle(w, r, rest[0]) })
 	}
 	return errNotFound("Not found")
 }

@@ -3,7 +3,6 @@ package llmgateway
 import (
 	"errors"
 	"net/http"
-	"strconv"
 
 	"go.uber.org/zap"
 
@@ -149,5 +148,3 @@ func methodNotAllowed(allowed ...string) *apiError {
 	}
 	return e
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -79,6 +79,7 @@ type Gateway struct {
 	hasMaster   bool
 	masterHash  [sha256.Size]byte
 	upstreams   map[string]*upstream
+	collections map[string]collection
 	started     time.Time
 	storagePath string
 	state       *gatewayState
@@ -149,6 +150,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 
 	g.started = time.Now()
+	g.collections = g.adminCollections()
 	g.upstreams = make(map[string]*upstream, len(g.Providers))
 	for name, cfg := range g.Providers {
 		if err := cfg.validate(name); err != nil {
