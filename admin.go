@@ -76,12 +76,18 @@ func (g *Gateway) adminCollections() map[string]collection {
 		"users": {
 			list: g.listUsers, create: g.createUser,
 			get: g.getUser, update: g.updateUser, remove: g.deleteUser,
-			actions: map[string]collectionAction{"usage": {http.MethodGet, g.userUsage}},
+			actions: map[string]collectionAction{
+				"usage":          {http.MethodGet, g.userUsage},
+				"budget-history": {http.MethodGet, g.userBudgetHistory},
+			},
 		},
 		"keys": {
 			list: g.listKeys, create: g.createKey,
 			get: g.getKey, update: g.updateKey, remove: g.deleteKey,
-			actions: map[string]collectionAction{"rotate": {http.MethodPost, g.rotateKey}},
+			actions: map[string]collectionAction{
+				"rotate":         {http.MethodPost, g.rotateKey},
+				"budget-history": {http.MethodGet, g.keyBudgetHistory},
+			},
 		},
 		"budgets": {
 			list: g.listBudgets, create: g.createBudget,

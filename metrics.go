@@ -201,6 +201,8 @@ func endpointLabel(path string) string {
 			return "/v1/users/{id}/usage"
 		case resource == "keys" && sub == "rotate":
 			return "/v1/keys/{id}/rotate"
+		case sub == "budget-history":
+			return "/v1/" + resource + "/{id}/budget-history"
 		}
 	}
 	return "other"

@@ -178,6 +178,16 @@ func TestBudgetRules(t *testing.T) {
 		t.Fatalf("spend = %v, want %v", spend, 2*actualCost)
 	}
 	expectError(t, chat(gk, "mock:ok"), 403, "User 'gina' has insufficient budget for this request")
+	var history []struct {
+		PeriodStart string  `json:"period_start"`
+		PeriodEnd   *string `json:"period_end"`
+		Spend       float64 `json:"spend"`
+	}
+	expect(t, ig.adminDo("GET", "/v1/users/gina/budget-history", nil), 200).JSON(t, &history)
+	if len(history) != 1 || history[0].Spend != 2*actualCost || history[0].PeriodEnd != nil || history[0].PeriodStart == "" {
+		t.Fatalf("budget history = %+v", history)
+	}
+	expectError(t, ig.adminDo("GET", "/v1/users/nobody/budget-history", nil), 404, "User with id 'nobody' not found")
 
 	// An upstream failure frees the whole reservation and charges nothing.
 	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "hal", "budget_id": b.BudgetID}), 200)

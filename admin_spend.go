@@ -1,0 +1,61 @@
+package llmgateway
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// spendPeriodResponse is one budget period of a user or a key: what was
+// spent from its start until its end, when the spend was reset.
+type spendPeriodResponse struct {
+	PeriodStart time.Time  `json:"period_start"`
+	PeriodEnd   *time.Time `json:"period_end"`
+	Spend       float64    `json:"spend"`
+}
+
+// userBudgetHistory answers GET /v1/users/{id}/budget-history: the user's
+// spend per budget period, newest first (the reset log).
+func (g *Gateway) userBudgetHistory(w http.ResponseWriter, r *http.Request, id string) error {
+	u, err := g.loadActiveUser(id)
+	if err != nil {
+		return err
+	}
+	_, sched, err := g.userSchedule(u)
+	if err != nil {
+		return err
+	}
+	return g.writeSpendHistory(w, r, storage.SpendOfUser, id, sched)
+}
+
+// keyBudgetHistory answers GET /v1/keys/{id}/budget-history.
+func (g *Gateway) keyBudgetHistory(w http.ResponseWriter, r *http.Request, id string) error {
+	k, err := g.state.store.GetKey(id)
+	if err != nil {
+		return keyWriteError(id, err)
+	}
+	return g.writeSpendHistory(w, r, storage.SpendOfKey, id, keySchedule(k))
+}
+
+func (g *Gateway) writeSpendHistory(w http.ResponseWriter, r *http.Request, owner storage.SpendOwner, id string, sched budgetPeriod) error {
+	_, limit, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	periods, err := g.state.store.ListSpendPeriods(owner, id, limit)
+	if err != nil {
+		return storeError{fmt.Errorf("listing spend periods: %w", err)}
+	}
+	out := make([]spendPeriodResponse, len(periods))
+	for i, p := range periods {
+		out[i] = spendPeriodResponse{PeriodStart: p.Start, Spend: p.Spend}
+		if sched.duration > 0 && !p.Start.Before(sched.anchor) {
+			end := p.Start.Add(sched.duration)
+			out[i].PeriodEnd = &end
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
