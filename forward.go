@@ -277,6 +277,15 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 	firstEvent := true
 	for {
 		chunk, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && len(chunk) > 0 && chunk[len(chunk)-1] != '\n' {
+			if errors.Is(err, io.EOF) {
+				// The provider ended without a final newline: complete
+				// the line so the client's parser sees the event.
+				chunk = append(append([]byte(nil), chunk...), '\n', '\n')
+			} else if lineStart {
+				chunk = nil // never forward half an event before the error event
+			}
+		}
 		if len(chunk) > 0 {
 			ends := chunk[len(chunk)-1] == '\n'
 			send := true

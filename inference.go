@@ -111,6 +111,9 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		// The last write failed: a call now could not be billed.
 		return nil, errStoreUnavailable
 	}
+	if err := checkJSONContentType(r); err != nil {
+		return nil, err
+	}
 	body, err := readBody(r, g.MaxRequestBody)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,9 @@ func errTooLarge(limit int64) *apiError {
 // malformed JSON, invalid UTF-8, wrong types and unknown fields are 422s
 // that name the field. An empty body decodes as {}.
 func decodeAdminBody(r *http.Request, dst any) error {
+	if err := checkJSONContentType(r); err != nil {
+		return err
+	}
 	body, err := readBody(r, adminBodyLimit)
 	if err != nil {
 		return err

@@ -242,6 +242,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	setSecurityHeaders(w.Header(), isV1)
+	if isV1 {
+		w.Header().Set("X-Request-Id", newRequestID())
+	}
 	if g.handleCORS(w, r) {
 		return nil
 	}
@@ -255,9 +258,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		observeRequest(endpointLabel(path), rec.Status(), time.Since(start))
 	}()
 
-	if isV1 {
-		w.Header().Set("X-Request-Id", newRequestID())
-	}
 	if !g.state.work.acquire() {
 		g.writeError(w, r, errStoreUnavailable)
 		return nil
