@@ -179,6 +179,6 @@ func (g *Gateway) withAnyKey(w http.ResponseWriter, r *http.Request, h func(http
 // adminWrite runs a store write and invalidates the key cache after it, so
 // the request path never authenticates against stale data.
 func (g *Gateway) adminWrite(fn func() error) error {
-	defer g.state.keys.invalidate()
+	defer g.state.cache.invalidate()
 	return fn()
 }

@@ -1,7 +1,6 @@
 package llmgateway
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -122,10 +121,8 @@ func (g *Gateway) release(c *call) {
 
 // price returns the stored price of provider:model, or nil if it has none.
 func (g *Gateway) price(provider, model string) (*storage.Price, error) {
-	p, err := g.state.store.GetPrice(provider + ":" + model)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
-	}
+	key := provider + ":" + model
+	p, err := cached(g.state.cache.prices, key, func() (*storage.Price, error) { return g.state.store.GetPrice(key) })
 	if err != nil {
 		return nil, storeError{fmt.Errorf("loading price of %s:%s: %w", provider, model, err)}
 	}

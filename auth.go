@@ -170,9 +170,9 @@ func (g *Gateway) authenticate(r *http.Request) (principal, error) {
 // lookupKey finds a virtual key by the SHA-256 of its secret: the cache
 // first, then the store.
 func (g *Gateway) lookupKey(sum [sha256.Size]byte) (*storage.APIKey, error) {
-	cache := g.state.keys
-	key, gen := cache.get(sum)
-	if key != nil {
+	cache := g.state.cache.keys
+	key, ok, gen := cache.get(sum)
+	if ok {
 		return key, nil
 	}
 	key, err := g.state.store.GetKeyByHash(hex.EncodeToString(sum[:]))

@@ -65,7 +65,7 @@ func BenchmarkAuthenticateCacheHit(b *testing.B) {
 	wg.Wait()
 
 	g := &Gateway{hasMaster: true, masterHash: sha256Sum("the-master-key")}
-	g.state = &gatewayState{store: store, keys: newKeyCache(100_000), touch: newTouchQueue()}
+	g.state = &gatewayState{store: store, cache: newCaches(), touch: newTouchQueue()}
 	req := httptest.NewRequest("POST", "/v1/chat/completions", nil)
 	req.Header.Set("Authorization", "Bearer "+secret)
 	if _, err := g.authenticate(req); err != nil { // fills the cache

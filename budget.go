@@ -1,7 +1,6 @@
 package llmgateway
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -233,12 +232,13 @@ func (g *Gateway) userSchedule(u *storage.User) (*storage.Budget, budgetPeriod, 
 	if u.BudgetID == nil {
 		return nil, sched, nil
 	}
-	b, err := g.state.store.GetBudget(*u.BudgetID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, sched, nil
-	}
+	id := *u.BudgetID
+	b, err := cached(g.state.cache.budgets, id, func() (*storage.Budget, error) { return g.state.store.GetBudget(id) })
 	if err != nil {
 		return nil, sched, storeError{fmt.Errorf("loading budget of user %s: %w", u.UserID, err)}
+	}
+	if b == nil {
+		return nil, sched, nil
 	}
 	if u.BudgetStartedAt != nil {
 		sched.anchor = *u.BudgetStartedAt

@@ -30,6 +30,10 @@ const (
 	recordTimeout   = 10 * time.Second
 )
 
+// statusClientClosed is recorded when the client left before an answer
+// (nginx's 499: no response was sent).
+const statusClientClosed = 499
+
 // Messages of the contract for upstream failures.
 const (
 	msgProviderError   = "LLM provider error"
@@ -80,6 +84,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 		a := &attempt{start: time.Now()}
 		ctx, cancel := context.WithTimeout(r.Context(), c.up.timeout)
 		resp, err := g.send(ctx, r, c, try, start)
+		if err != nil && r.Context().Err() != nil && !isTimeout(err) {
+			// The client left while the provider was being asked: nobody
+			// to answer, but the attempt is recorded as the client's doing.
+			cancel()
+			a.failed, a.statusCode, a.errorMessage = true, statusClientClosed, "client disconnected"
+			return g.record(c, a, false)
+		}
 		if err != nil {
 			cancel()
 			canRetry := isDialError(err) && try+1 < uint64(len(c.up.baseURLs)) && r.Context().Err() == nil

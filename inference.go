@@ -1,7 +1,6 @@
 package llmgateway
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -264,12 +263,12 @@ func (g *Gateway) resolveUser(p principal, user gjson.Result, field string, c *c
 // loadCallUser returns the billed user if it exists, is not deleted and is
 // not blocked.
 func (g *Gateway) loadCallUser(id string) (*storage.User, error) {
-	u, err := g.state.store.GetUser(id)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deleted()) {
-		return nil, errNotFound(fmt.Sprintf("User '%s' not found", truncate(id, 128)))
-	}
+	u, err := cached(g.state.cache.users, id, func() (*storage.User, error) { return g.state.store.GetUser(id) })
 	if err != nil {
 		return nil, storeError{fmt.Errorf("loading user %s: %w", id, err)}
+	}
+	if u == nil || u.Deleted() {
+		return nil, errNotFound(fmt.Sprintf("User '%s' not found", truncate(id, 128)))
 	}
 	if u.Blocked {
 		return nil, errForbidden("user_blocked", fmt.Sprintf("User '%s' is blocked", id))

@@ -148,6 +148,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := g.seedPrices(); err != nil {
 		return err
 	}
+	g.state.cache.invalidate() // a reload may have seeded prices
 
 	g.started = time.Now()
 	g.collections = g.adminCollections()

@@ -3,6 +3,7 @@ package llmgateway
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -26,7 +27,7 @@ const drainTimeout = 15 * time.Second
 type gatewayState struct {
 	store  gatewayStore
 	health writeHealth
-	keys   *keyCache
+	cache  caches
 	touch  *touchQueue
 	ledger *ledger
 	limits *rateLimiter
@@ -43,7 +44,7 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &gatewayState{
 		store:  store,
-		keys:   newKeyCache(100_000),
+		cache:  newCaches(),
 		touch:  newTouchQueue(),
 		ledger: newLedger(store),
 		limits: newRateLimiter(),
@@ -118,30 +119,33 @@ func (f *inflight) drain(timeout time.Duration) bool {
 	}
 }
 
-// keyCache keeps recently used virtual keys by the SHA-256 of their secret,
-// so authentication does not touch the store. Every admin write invalidates
-// it whole; the generation makes sure a lookup that raced an invalidation
-// does not put a stale key back.
-type keyCache struct {
+// cache keeps objects that change only through admin writes (virtual
+// keys by the SHA-256 of their secret, users, budgets, prices), so the
+// request path does not touch the store for them. Every admin write
+// invalidates every cache whole; the generation makes sure a lookup that
+// raced an invalidation does not put a stale object back.
+type cache[K comparable, V any] struct {
 	mu      sync.RWMutex
 	gen     uint64
-	entries map[[sha256.Size]byte]*storage.APIKey
+	entries map[K]V
 	max     int
 }
 
-func newKeyCache(max int) *keyCache {
-	return &keyCache{entries: make(map[[sha256.Size]byte]*storage.APIKey), max: max}
+func newCache[K comparable, V any](max int) *cache[K, V] {
+	return &cache[K, V]{entries: make(map[K]V), max: max}
 }
 
-// get returns the cached key (nil on a miss) and the generation to pass to put.
-func (c *keyCache) get(hash [sha256.Size]byte) (*storage.APIKey, uint64) {
+// get returns the cached value, whether there was one, and the generation
+// to pass to put after loading a missing value.
+func (c *cache[K, V]) get(k K) (V, bool, uint64) {
 	c.mu.RLock()
-	k, gen := c.entries[hash], c.gen
+	v, ok := c.entries[k]
+	gen := c.gen
 	c.mu.RUnlock()
-	return k, gen
+	return v, ok, gen
 }
 
-func (c *keyCache) put(hash [sha256.Size]byte, k *storage.APIKey, gen uint64) {
+func (c *cache[K, V]) put(k K, v V, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -150,14 +154,38 @@ func (c *keyCache) put(hash [sha256.Size]byte, k *storage.APIKey, gen uint64) {
 	if len(c.entries) >= c.max {
 		clear(c.entries)
 	}
-	c.entries[hash] = k
+	c.entries[k] = v
 }
 
-func (c *keyCache) invalidate() {
+func (c *cache[K, V]) invalidate() {
 	c.mu.Lock()
 	c.gen++
 	clear(c.entries)
 	c.mu.Unlock()
+}
+
+// caches are the gateway's read caches, invalidated together.
+type caches struct {
+	keys    *cache[[sha256.Size]byte, *storage.APIKey]
+	users   *cache[string, *storage.User]
+	budgets *cache[string, *storage.Budget]
+	prices  *cache[string, *storage.Price] // nil: no price
+}
+
+func newCaches() caches {
+	return caches{
+		keys:    newCache[[sha256.Size]byte, *storage.APIKey](100_000),
+		users:   newCache[string, *storage.User](100_000),
+		budgets: newCache[string, *storage.Budget](10_000),
+		prices:  newCache[string, *storage.Price](10_000),
+	}
+}
+
+func (c caches) invalidate() {
+	c.keys.invalidate()
+	c.users.invalidate()
+	c.budgets.invalidate()
+	c.prices.invalidate()
 }
 
 // touchInterval is how often at most a key's last_used_at is written.
@@ -229,4 +257,22 @@ func (q *touchQueue) run(ctx context.Context, store gatewayStore) {
 			}
 		}
 	}
+}
+
+// cached returns c's value for k, loading it on a miss. A value the store
+// does not have is cached as nil and returned as nil, without an error.
+func cached[K comparable, V any](c *cache[K, *V], k K, load func() (*V, error)) (*V, error) {
+	v, ok, gen := c.get(k)
+	if ok {
+		return v, nil
+	}
+	v, err := load()
+	if errors.Is(err, storage.ErrNotFound) {
+		v, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.put(k, v, gen)
+	return v, nil
 }

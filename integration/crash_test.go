@@ -72,6 +72,10 @@ func killAndRestart(t *testing.T, g *gateway) {
 // and that spend equals the sum of the records.
 func checkBilled(t *testing.T, ig *inferenceGateway, done []string) {
 	t.Helper()
+	// Requests the clients gave up on may still be recording.
+	waitFor(t, "no request in flight", func() bool {
+		return ig.metrics(t)["gateway_active_requests"] == 0
+	})
 	byID := make(map[string]usageRecord)
 	var sum float64
 	for skip := 0; ; skip += 1000 {
