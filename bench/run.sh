@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# Benchmarks of issue #5: the gateway's overhead, measured in one run
+# against (a) the mock upstream directly, (b) the same caddy binary with a
+# plain reverse_proxy to the mock and (c) llm_gateway with a virtual key, a
+# budget, a price, metering and durable usage records.
+#
+#   ./bench/run.sh          the sweep: concurrency 1 16 64 256, non-stream
+#                           and stream, against (a), (b) and (c)
+#   ./bench/run.sh scale    100,000 keys and 1,000,000 usage records, then
+#                           start-up time, RSS under load, /v1/usage latency
+#
+# Settings (environment):
+#   BENCH_DURATION=10s        measured time per row
+#   BENCH_WARMUP=1s           unmeasured warm-up per row
+#   BENCH_CONCURRENCY="1 16 64 256"
+#   BENCH_MODES="nonstream stream"
+#   BENCH_CONTENT_BYTES=1000  assistant content per response
+#   BENCH_CHUNKS=20           content chunks per stream
+#   BENCH_CHUNK_DELAY=1ms     mock delay before each content chunk
+#   BENCH_PORT=18400          mock; +1 reverse_proxy, +2 gateway
+#   BENCH_SCALE_KEYS=100000  BENCH_SCALE_RECORDS=1000000  BENCH_SCALE_USERS=1000
+#   BENCH_SCALE_CONCURRENCY=64  BENCH_USAGE_REQUESTS=200
+#
+# Needs Go and bash, coreutils and /proc; nothing else. Everything it makes
+# lives in bench/.bin (binaries), bench/.run (store, logs, raw results) and
+# bench/results (the reports).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+MODE=${1:-sweep}
+case $MODE in
+sweep | scale) ;;
+*)
+	echo "usage: $0 [scale]" >&2
+	exit 2
+	;;
+esac
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-1s}
+CONCURRENCY=${BENCH_CONCURRENCY:-1 16 64 256}
+MODES=${BENCH_MODES:-nonstream stream}
+CONTENT_BYTES=${BENCH_CONTENT_BYTES:-1000}
+CHUNKS=${BENCH_CHUNKS:-20}
+CHUNK_DELAY=${BENCH_CHUNK_DELAY:-1ms}
+PORT=${BENCH_PORT:-18400}
+SCALE_KEYS=${BENCH_SCALE_KEYS:-100000}
+SCALE_RECORDS=${BENCH_SCALE_RECORDS:-1000000}
+SCALE_USERS=${BENCH_SCALE_USERS:-1000}
+SCALE_CONCURRENCY=${BENCH_SCALE_CONCURRENCY:-64}
+USAGE_REQUESTS=${BENCH_USAGE_REQUESTS:-200}
+
+MOCK_PORT=$PORT
+PROXY_PORT=$((PORT + 1))
+GW_PORT=$((PORT + 2))
+MOCK=http://127.0.0.1:$MOCK_PORT
+PROXY=http://127.0.0.1:$PROXY_PORT
+GW=http://127.0.0.1:$GW_PORT
+
+BIN=$ROOT/bench/.bin
+RUN=$ROOT/bench/.run/$MODE
+ROWS=$RUN/rows
+RESULTS=$ROOT/bench/results
+
+# The exact command, with the settings that differ from the defaults.
+COMMAND=""
+for v in BENCH_DURATION BENCH_WARMUP BENCH_CONCURRENCY BENCH_MODES BENCH_CONTENT_BYTES BENCH_CHUNKS \
+	BENCH_CHUNK_DELAY BENCH_PORT BENCH_SCALE_KEYS BENCH_SCALE_RECORDS BENCH_SCALE_USERS \
+	BENCH_SCALE_CONCURRENCY BENCH_USAGE_REQUESTS; do
+	if [[ -n ${!v:-} ]]; then
+		COMMAND+="$v=$(printf '%q' "${!v}") "
+	fi
+done
+COMMAND+="./bench/run.sh"
+[[ $MODE == scale ]] && COMMAND+=" scale"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- processes -------------------------------------------------------------
+
+MOCK_PID=""
+CADDY_PID=""
+SAMPLER_PID=""
+STARTUP_MS=""
+READY_RSS=0
+COMMIT=unknown
+READY_ANON=0
+
+stop_pid() { # pid: TERM, wait up to 10 s, then KILL
+	local pid=$1 i
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || {
+			wait "$pid" 2>/dev/null || true
+			return 0
+		}
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "$SAMPLER_PID"
+	stop_pid "$CADDY_PID"
+	stop_pid "$MOCK_PID"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --- peak RSS ----------------------------------------------------------------
+# Before a row, "5" in /proc/PID/clear_refs resets VmHWM (the peak RSS) to
+# the current RSS; after it VmHWM is the row's peak. Where that reset is not
+# permitted, the largest VmRSS sampled every 50 ms is used instead. The
+# sampler also keeps the largest RssAnon (heap, as opposed to mapped files
+# such as Badger's tables and the binary itself).
+
+status_kb() { # pid field -> kB
+	local k v _
+	while read -r k v _; do
+		if [[ $k == "$2:" ]]; then
+			echo "$v"
+			return
+		fi
+	done <"/proc/$1/status"
+	echo 0
+}
+
+rss_sampler() { # pid file: keeps "<max VmRSS kB> <max RssAnon kB>" in file
+	local max=0 anon=0 k v _ rss a
+	while kill -0 "$1" 2>/dev/null; do
+		rss=0 a=0
+		while read -r k v _; do
+			case $k in
+			VmRSS:) rss=$v ;;
+			RssAnon:) a=$v ;;
+			esac
+		done <"/proc/$1/status" 2>/dev/null || true
+		if ((rss > max || a > anon)); then
+			((rss > max)) && max=$rss
+			((a > anon)) && anon=$a
+			echo "$max $anon" >"$2"
+		fi
+		sleep 0.05
+	done
+}
+
+rss_start() { # file
+	HWM_RESET=0
+	if echo 5 2>/dev/null >"/proc/$CADDY_PID/clear_refs"; then
+		HWM_RESET=1
+	fi
+	: >"$1.sampled"
+	rss_sampler "$CADDY_PID" "$1.sampled" &
+	SAMPLER_PID=$!
+}
+
+rss_stop() { # file: writes "<peak kB> <how> <peak anonymous kB>"
+	local sampled anon hwm
+	stop_pid "$SAMPLER_PID"
+	SAMPLER_PID=""
+	read -r sampled anon <"$1.sampled" || true
+	sampled=${sampled:-0} anon=${anon:-0}
+	rm -f "$1.sampled"
+	if ((HWM_RESET)); then
+		hwm=$(status_kb "$CADDY_PID" VmHWM)
+		((hwm > sampled)) || hwm=$sampled
+		echo "$hwm VmHWM $anon" >"$1"
+	else
+		echo "$sampled sampled $anon" >"$1"
+	fi
+}
+
+# --- build and start -------------------------------------------------------
+
+build() {
+	COMMIT=$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+	log "building caddy at $COMMIT, mock upstream, load generator and helpers ($(go version | cut -d' ' -f3))"
+	mkdir -p "$BIN"
+	go build -o "$BIN/caddy" ./cmd/caddy
+	go build -o "$BIN/mockupstream" ./bench/mockupstream
+	go build -o "$BIN/loadgen" ./bench/loadgen
+	go build -o "$BIN/benchctl" ./bench/benchctl
+	if [[ $MODE == scale ]]; then
+		go build -o "$BIN/seed" ./bench/seed
+	fi
+}
+
+start_mock() {
+	"$BIN/mockupstream" -addr "127.0.0.1:$MOCK_PORT" -content-bytes "$CONTENT_BYTES" \
+		-chunks "$CHUNKS" -chunk-delay "$CHUNK_DELAY" >"$RUN/mock.log" 2>&1 &
+	MOCK_PID=$!
+	"$BIN/benchctl" wait -url "$MOCK/health" -timeout 10s >/dev/null
+}
+
+write_caddyfile() { # storage_path
+	cat >"$RUN/Caddyfile" <<EOF
+{
+	admin off
+	persist_config off
+	auto_https off
+	grace_period 2s
+	log {
+		level WARN
+	}
+}
+
+# (b) plain reverse proxy, with as many idle upstream connections per host
+# as the gateway's own transport keeps (Caddy's default is 32).
+http://127.0.0.1:$PROXY_PORT {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$MOCK_PORT {
+		transport http {
+			keepalive_idle_conns_per_host 256
+		}
+	}
+}
+
+# (c) the gateway, everything on: virtual key auth, budget, price, metering,
+# durable usage records.
+http://127.0.0.1:$GW_PORT {
+	bind 127.0.0.1
+	llm_gateway {
+		master_key {env.BENCH_MASTER_KEY}
+		storage_path $1
+		provider mock {
+			base_url $MOCK/v1
+		}
+		price mock:bench 0.15 0.60
+	}
+}
+EOF
+}
+
+start_caddy() { # sets CADDY_PID and STARTUP_MS (launch to the first 200 of /health/readiness)
+	local t0
+	t0=$(date +%s%N)
+	XDG_CONFIG_HOME=$RUN/xdg/config XDG_DATA_HOME=$RUN/xdg/data \
+		"$BIN/caddy" run --config "$RUN/Caddyfile" --adapter caddyfile >"$RUN/caddy.log" 2>&1 &
+	CADDY_PID=$!
+	if ! STARTUP_MS=$("$BIN/benchctl" wait -url "$GW/health/readiness" -since "$t0" -timeout 60s); then
+		log "caddy did not become ready; its log:"
+		cat "$RUN/caddy.log" >&2
+		return 1
+	fi
+}
+
+write_bodies() {
+	cat >"$RUN/chat.json" <<'EOF'
+{"model":"mock:bench","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about Jupiter and explain each line."}],"max_tokens":300,"temperature":0.7}
+EOF
+	cat >"$RUN/chat-stream.json" <<'EOF'
+{"model":"mock:bench","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about Jupiter and explain each line."}],"max_tokens":300,"temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}
+EOF
+}
+
+# run_row name url body-file stream(0|1) concurrency rss(0|1)
+run_row() {
+	local name=$1 url=$2 body=$3 stream=$4 c=$5 rss=$6
+	local args=(-url "$url" -body-file "$body" -c "$c" -d "$DURATION" -warmup "$WARMUP" -json
+		-H "Authorization: Bearer $VKEY")
+	((stream)) && args+=(-stream)
+	((rss)) && args+=(-pid "$CADDY_PID")
+	((rss)) && rss_start "$ROWS/$name.rss"
+	if ! "$BIN/loadgen" "${args[@]}" >"$ROWS/$name.json" 2>"$ROWS/$name.err"; then
+		log "loadgen reported no successful request for $name: $(head -c 500 "$ROWS/$name.json" "$ROWS/$name.err" 2>/dev/null)"
+	fi
+	((rss)) && rss_stop "$ROWS/$name.rss"
+	[[ -s $ROWS/$name.err ]] || rm -f "$ROWS/$name.err"
+	local rps p50 errs
+	rps=$(sed -n 's/^  "rps": \([0-9.]*\).*/\1/p' "$ROWS/$name.json")
+	errs=$(sed -n 's/^  "errors": \([0-9]*\).*/\1/p' "$ROWS/$name.json")
+	p50=$(sed -n 's/^    "p50_ms": \([0-9.]*\).*/\1/p' "$ROWS/$name.json" | head -1)
+	log "$(printf '%-22s %10.0f req/s  p50 %8.3f ms  errors %s' "$name" "${rps:-0}" "${p50:-0}" "${errs:-?}")"
+}
+
+# --- modes -------------------------------------------------------------------
+
+sweep() {
+	write_bodies
+	write_caddyfile "$RUN/store"
+	start_mock
+	log "starting caddy: (b) $PROXY reverse_proxy, (c) $GW llm_gateway"
+	start_caddy
+	READY_RSS=$(status_kb "$CADDY_PID" VmRSS)
+	READY_ANON=$(status_kb "$CADDY_PID" RssAnon)
+	log "caddy ready in $STARTUP_MS ms (pid $CADDY_PID, RSS $((READY_RSS / 1024)) MB)"
+	VKEY=$("$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY")
+	"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/chat.json"
+	"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/chat-stream.json" -stream
+	log "smoke test: the gateway answers 200 with the virtual key"
+
+	local n_rows=0 per
+	for _ in $MODES; do for _ in $CONCURRENCY; do n_rows=$((n_rows + 3)); done; done
+	log "running $n_rows rows of $DURATION (+ $WARMUP warm-up) each"
+	local m c stream body
+	for m in $MODES; do
+		case $m in
+		nonstream) stream=0 body=$RUN/chat.json ;;
+		stream) stream=1 body=$RUN/chat-stream.json ;;
+		*)
+			log "unknown mode $m"
+			return 2
+			;;
+		esac
+		for c in $CONCURRENCY; do
+			run_row "$m-c$c-a" "$MOCK/v1/chat/completions" "$body" "$stream" "$c" 0
+			run_row "$m-c$c-b" "$PROXY/v1/chat/completions" "$body" "$stream" "$c" 1
+			run_row "$m-c$c-c" "$GW/v1/chat/completions" "$body" "$stream" "$c" 1
+		done
+	done
+
+	per="$DURATION per row after a $WARMUP warm-up; one worker per connection; \`POST /v1/chat/completions\` with \`$(tr -d '\n' <"$RUN/chat.json")\` (streams add \`\"stream\":true,\"stream_options\":{\"include_usage\":true}\`) and the virtual key in \`Authorization\` for all three targets; mock response $CONTENT_BYTES content bytes, streams in $CHUNKS content chunks with $CHUNK_DELAY before each."
+	mkdir -p "$RESULTS"
+	"$BIN/benchctl" report -dir "$ROWS" -out "$RESULTS/results.md" -command "$COMMAND" -commit "$COMMIT" \
+		-go "$(go version)" -concurrency "$CONCURRENCY" -settings "$per" -ready-rss "$READY_RSS" -ready-anon "$READY_ANON" -startup "$STARTUP_MS"
+	log "wrote bench/results/results.md"
+}
+
+scale() {
+	write_bodies
+	log "seeding $SCALE_KEYS keys and $SCALE_RECORDS usage records for $SCALE_USERS users into a fresh store"
+	"$BIN/seed" -dir "$RUN/store" -users "$SCALE_USERS" -keys "$SCALE_KEYS" -records "$SCALE_RECORDS" \
+		>"$RUN/seed.json" 2> >(tee "$RUN/seed.log" >&2)
+	local sample
+	sample=$(sed -n 's/^  "sample_user": "\(.*\)",*$/\1/p' "$RUN/seed.json")
+	log "seeded: $(tr -d '\n ' <"$RUN/seed.json" | head -c 400)"
+
+	write_caddyfile "$RUN/store"
+	start_mock
+	start_caddy
+	echo "$STARTUP_MS" >"$RUN/startup_ms"
+	log "caddy ready in $STARTUP_MS ms on the seeded store (pid $CADDY_PID)"
+	status_kb "$CADDY_PID" VmRSS >"$RUN/ready_rss_kb"
+	status_kb "$CADDY_PID" RssAnon >"$RUN/ready_anon_kb"
+
+	VKEY=$("$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY")
+	"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/chat.json"
+
+	# /v1/usage before load, with a cold cache for the first requests.
+	local q="$GW/v1/usage?user_id=$sample&limit=100"
+	"$BIN/benchctl" count -url "$q" -key "$BENCH_MASTER_KEY" >"$RUN/usage_count"
+	"$BIN/loadgen" -url "$q" -method GET -H "Authorization: Bearer $BENCH_MASTER_KEY" \
+		-c 1 -n "$USAGE_REQUESTS" -json >"$ROWS/usage-idle.json"
+	log "GET /v1/usage?user_id=$sample&limit=100: $(cat "$RUN/usage_count") records per page"
+
+	local m stream body
+	for m in $MODES; do
+		case $m in
+		nonstream) stream=0 body=$RUN/chat.json ;;
+		stream) stream=1 body=$RUN/chat-stream.json ;;
+		esac
+		run_row "$m-c$SCALE_CONCURRENCY-c" "$GW/v1/chat/completions" "$body" "$stream" "$SCALE_CONCURRENCY" 1
+	done
+
+	# /v1/usage again while the gateway is under the same non-stream load.
+	"$BIN/loadgen" -url "$GW/v1/chat/completions" -body-file "$RUN/chat.json" -c "$SCALE_CONCURRENCY" \
+		-d "$DURATION" -json -H "Authorization: Bearer $VKEY" >"$ROWS/background.json" &
+	local bg=$!
+	sleep 1
+	"$BIN/loadgen" -url "$q" -method GET -H "Authorization: Bearer $BENCH_MASTER_KEY" \
+		-c 1 -n "$USAGE_REQUESTS" -json >"$ROWS/usage-load.json"
+	wait "$bg" || true
+	status_kb "$CADDY_PID" VmRSS >"$RUN/end_rss_kb"
+	status_kb "$CADDY_PID" RssAnon >"$RUN/end_anon_kb"
+	du -sk "$RUN/store" | cut -f1 >"$RUN/store_kb"
+
+	mkdir -p "$RESULTS"
+	"$BIN/benchctl" scale-report -dir "$RUN" -out "$RESULTS/scale.md" -command "$COMMAND" -commit "$COMMIT" \
+		-go "$(go version)" -concurrency "$SCALE_CONCURRENCY" -user "$sample" -modes "$MODES" \
+		-settings "$DURATION per load row after a $WARMUP warm-up; mock response $CONTENT_BYTES content bytes, $CHUNKS chunks, $CHUNK_DELAY per chunk."
+	log "wrote bench/results/scale.md"
+}
+
+# --- main --------------------------------------------------------------------
+
+command -v go >/dev/null || {
+	echo "bench: go is not on PATH" >&2
+	exit 1
+}
+for p in "$MOCK_PORT" "$PROXY_PORT" "$GW_PORT"; do
+	if ! port_free "$p"; then
+		echo "bench: port $p is in use; set BENCH_PORT to another base port" >&2
+		exit 1
+	fi
+done
+
+build
+rm -rf "$RUN"
+mkdir -p "$ROWS"
+BENCH_MASTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export BENCH_MASTER_KEY
+VKEY=""
+
+if [[ $MODE == sweep ]]; then
+	sweep
+else
+	scale
+fi
