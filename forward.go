@@ -223,7 +223,7 @@ func (g *Gateway) failRead(c *call, a *attempt, err error) error {
 
 // relayBody answers a non-stream response once its usage is recorded.
 func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	body, err := readAllSized(resp.Body, resp.ContentLength, maxResponseBody)
 	if err == nil && len(body) > maxResponseBody {
 		err = fmt.Errorf("response body over %d bytes", maxResponseBody)
 	}

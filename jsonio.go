@@ -40,7 +40,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errTooLarge(limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readAllSized(r.Body, r.ContentLength, limit)
 	if err != nil {
 		return nil, errBadRequest("Could not read request body")
 	}
@@ -53,6 +53,30 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 func errTooLarge(limit int64) *apiError {
 	return newError(http.StatusRequestEntityTooLarge, "request_too_large",
 		fmt.Sprintf("Request body too large (limit %d bytes)", limit))
+}
+
+// readAllSized reads r to its end, at most limit+1 bytes, into one
+// allocation when the length is known (io.ReadAll grows from 512 bytes).
+func readAllSized(r io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}
+	buf := make([]byte, 0, length+1) // +1: room to see EOF without growing
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			// Longer than announced: read the rest the slow way.
+			rest, err := io.ReadAll(io.LimitReader(r, limit+1-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
 }
 
 // decodeAdminBody reads a JSON object from the request into dst strictly:

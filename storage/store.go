@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/zap"
 )
 
@@ -112,7 +113,10 @@ func Open(opts Options) (*Store, error) {
 
 // badgerOptions tunes Badger for a small service: modest caches and
 // memtables, and synchronous writes so that a committed record survives a
-// crash.
+// crash. Values over 64 bytes (records, users, keys) live in the value log
+// and the LSM tree holds only keys and small values (index entries, spend
+// counters): compactions then move little data, which keeps their memory
+// and CPU low, and uncompressed tables cost no compression buffers.
 func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 	dir := opts.Dir
 	if opts.InMemory {
@@ -122,14 +126,25 @@ func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 		WithInMemory(opts.InMemory).
 		WithLogger(newBadgerLogger(logger)).
 		WithSyncWrites(true).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithNumLevelZeroTables(3).
 		WithNumLevelZeroTablesStall(6).
-		WithNumCompactors(2)
+		WithNumCompactors(2).
+		WithValueThreshold(valueThreshold(opts.InMemory)).
+		WithCompression(options.None)
+}
+
+// valueThreshold is the size above which values go to the value log; in
+// memory there is no value log, so every value stays in the tree.
+func valueThreshold(inMemory bool) int64 {
+	if inMemory {
+		return 1 << 20
+	}
+	return 64
 }
 
 // Close waits for queued usage records to be committed, stops the
