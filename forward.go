@@ -203,7 +203,7 @@ func (g *Gateway) passThroughError(ctx context.Context, w http.ResponseWriter, c
 	if err := g.record(c, a, false); err != nil {
 		return err
 	}
-	body = bytes.ReplaceAll(body, []byte(c.up.apiKey), []byte("[REDACTED]"))
+	body = c.up.redactBytes(body)
 	copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode)

@@ -1,6 +1,7 @@
 package llmgateway
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -144,6 +145,14 @@ func (u *upstream) redact(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, u.apiKey, "[REDACTED]")
+}
+
+// redactBytes is redact for a body.
+func (u *upstream) redactBytes(b []byte) []byte {
+	if u.apiKey == "" {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(u.apiKey), []byte("[REDACTED]"))
 }
 
 func (u *upstream) close() {
