@@ -290,6 +290,11 @@ func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) e
 	if err := req.keyLimits.validate(); err != nil {
 		return err
 	}
+	if req.IsActive != nil && *req.IsActive {
+		if err := g.checkOwnerNotDeleted(id); err != nil {
+			return err
+		}
+	}
 	now := g.now()
 	var k *storage.APIKey
 	err := g.adminWrite(func() (err error) {
@@ -351,4 +356,22 @@ func (g *Gateway) rotateKey(w http.ResponseWriter, r *http.Request, id string) e
 		return keyWriteError(id, err)
 	}
 	return g.writeKey(w, k, secret)
+}
+
+// checkOwnerNotDeleted refuses to reactivate a key whose user was deleted:
+// deleting a user deactivates its keys, and only re-creating the user may
+// bring them back into use.
+func (g *Gateway) checkOwnerNotDeleted(keyID string) error {
+	k, err := g.state.store.GetKey(keyID)
+	if err != nil {
+		return keyWriteError(keyID, err)
+	}
+	u, err := g.state.store.GetUser(k.UserID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storeError{fmt.Errorf("loading user %s: %w", k.UserID, err)}
+	}
+	if err == nil && u.Deleted() {
+		return errNotFound(fmt.Sprintf("User '%s' has been deleted. Recreate via POST /v1/users first.", k.UserID))
+	}
+	return nil
 }

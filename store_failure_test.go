@@ -228,3 +228,24 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func TestKeyOfDeletedUserCannotBeReactivated(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t)
+	master := tg.g.MasterKey
+	tg.serve(t, "POST", "/v1/users", `{"user_id":"dora"}`, master)
+	_, created := tg.serve(t, "POST", "/v1/keys", `{"user_id":"dora"}`, master)
+	id := created["id"].(string)
+	if status, _ := tg.serve(t, "DELETE", "/v1/users/dora", "", master); status != 204 {
+		t.Fatalf("delete user: %d", status)
+	}
+	status, body := tg.serve(t, "PATCH", "/v1/keys/"+id, `{"is_active":true}`, master)
+	if status != 404 || body["detail"] != "User 'dora' has been deleted. Recreate via POST /v1/users first." {
+		t.Fatalf("reactivating: %d %v", status, body)
+	}
+	// Re-creating the user lets the key be reactivated.
+	tg.serve(t, "POST", "/v1/users", `{"user_id":"dora"}`, master)
+	if status, body := tg.serve(t, "PATCH", "/v1/keys/"+id, `{"is_active":true}`, master); status != 200 || body["is_active"] != true {
+		t.Fatalf("reactivating after re-creation: %d %v", status, body)
+	}
+}
