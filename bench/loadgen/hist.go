@@ -85,6 +85,9 @@ func (h *histogram) quantile(q float64) float64 {
 	if rank < 1 {
 		rank = 1
 	}
+	if rank >= h.n {
+		return float64(h.max) // the largest sample is known exactly
+	}
 	var seen uint64
 	for i, c := range h.counts {
 		seen += c
