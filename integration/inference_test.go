@@ -96,9 +96,15 @@ func (ig *inferenceGateway) usage(t *testing.T, query string) []usageRecord {
 
 func (ig *inferenceGateway) recordFor(t *testing.T, requestID string) usageRecord {
 	t.Helper()
-	for _, r := range ig.usage(t, "user_id=alice&limit=1000") {
-		if r.RequestID == requestID {
-			return r
+	for skip := 0; ; skip += 1000 {
+		page := ig.usage(t, fmt.Sprintf("user_id=alice&limit=1000&skip=%d", skip))
+		for _, r := range page {
+			if r.RequestID == requestID {
+				return r
+			}
+		}
+		if len(page) < 1000 {
+			break
 		}
 	}
 	t.Fatalf("no usage record with request_id %q", requestID)
