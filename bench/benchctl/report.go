@@ -176,16 +176,7 @@ func cmdReport(args []string) error {
 	}
 	targetsSection(&b, rows)
 
-	if *out != "" {
-		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-	}
-	fmt.Print(b.String())
-	return nil
+	return publish(*out, b.String())
 }
 
 // targetsSection compares the run with the targets of issue #5.
@@ -286,4 +277,18 @@ func machine(b *strings.Builder, goVersion string) {
 	}
 	fmt.Fprintf(b, "Machine: %d CPUs (nproc), %s, %s RAM, Linux %s, %s.\n\n",
 		runtime.NumCPU(), cpu, mem, kernel, strings.TrimSpace(goVersion))
+}
+
+// publish prints a report and, when path is set, writes it there.
+func publish(path, report string) error {
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Print(report)
+	return nil
 }

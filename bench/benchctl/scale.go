@@ -127,16 +127,7 @@ func cmdScaleReport(args []string) error {
 	}
 	b.WriteString("\n")
 
-	if *out != "" {
-		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-	}
-	fmt.Print(b.String())
-	return nil
+	return publish(*out, b.String())
 }
 
 func orDash(s string) string {
