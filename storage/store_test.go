@@ -236,6 +236,7 @@ func TestCloseDrainsQueuedUsage(t *testing.T) {
 		mu        sync.Mutex
 		committed []string
 		wg        sync.WaitGroup
+		someIn    = make(chan struct{}) // closed once 10 records are acknowledged
 	)
 	for range writers {
 		wg.Go(func() {
@@ -251,11 +252,14 @@ func TestCloseDrainsQueuedUsage(t *testing.T) {
 				}
 				mu.Lock()
 				committed = append(committed, rec.ID)
+				if len(committed) == 10 {
+					close(someIn)
+				}
 				mu.Unlock()
 			}
 		})
 	}
-	time.Sleep(5 * time.Millisecond) // let some records through
+	<-someIn // close while the writers are still going
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
