@@ -49,7 +49,7 @@ func parseISOTime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	for _, layout := range isoLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), true
+			return t.UTC().Truncate(time.Microsecond), true
 		}
 	}
 	return time.Time{}, false

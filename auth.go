@@ -186,12 +186,15 @@ func (g *Gateway) lookupKey(sum [sha256.Size]byte) (*storage.APIKey, error) {
 	return key, nil
 }
 
-// now is the gateway's clock; tests replace Gateway.clock.
+// now is the gateway's clock, in UTC at microsecond precision: the times
+// it stamps are shown as RFC 3339 with at most six fractional digits, which
+// every client's date parser takes (Python's among them). Tests replace
+// Gateway.clock.
 func (g *Gateway) now() time.Time {
 	if g.clock != nil {
-		return g.clock().UTC()
+		return g.clock().UTC().Truncate(time.Microsecond)
 	}
-	return time.Now().UTC()
+	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 // sha256Sum hashes s without copying it: converting a key-sized string to

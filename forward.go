@@ -384,7 +384,7 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 		RequestID:  c.requestID,
 		UserID:     c.userID,
 		APIKeyID:   c.keyID,
-		Timestamp:  a.start.UTC(),
+		Timestamp:  a.start.UTC().Truncate(time.Microsecond),
 		Model:      c.model,
 		Provider:   c.provider,
 		Endpoint:   "/v1" + c.endpoint.path,

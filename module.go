@@ -168,7 +168,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 
 // seedPrices stores configured prices that the store does not have yet.
 func (g *Gateway) seedPrices() error {
-	now := time.Now().UTC()
+	now := g.now()
 	for key, p := range g.Pricing {
 		modelKey, err := normalizeModelKey(key)
 		if err != nil {
@@ -239,10 +239,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	path := r.URL.Path
 	isV1 := path == "/v1" || strings.HasPrefix(path, "/v1/")
 	isHealth := path == "/health" || strings.HasPrefix(path, "/health/")
+	setSecurityHeaders(w.Header(), isV1)
 	if !isV1 && !isHealth {
 		return next.ServeHTTP(w, r)
 	}
-	setSecurityHeaders(w.Header(), isV1)
 	if isV1 {
 		w.Header().Set("X-Request-Id", newRequestID())
 	}
