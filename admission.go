@@ -70,7 +70,6 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 	limits := []limit{{
 		acct:   account{storage.SpendOfUser, user.UserID},
 		period: sched.start(now),
-		who:    fmt.Sprintf("User '%s'", user.UserID),
 	}}
 	if budget != nil {
 		limits[0].max = budget.MaxBudget
@@ -80,7 +79,6 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 			acct:   account{storage.SpendOfKey, key.ID},
 			max:    key.MaxBudget,
 			period: keySchedule(key).start(now),
-			who:    fmt.Sprintf("API key '%s'", key.ID),
 		})
 	}
 
@@ -94,7 +92,7 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 		for _, l := range limits {
 			if l.max != nil {
 				return errForbidden("model_not_priced",
-					fmt.Sprintf("No price is configured for model '%s:%s'; it cannot be billed to %s's budget", c.provider, c.model, l.who))
+					fmt.Sprintf("No price is configured for model '%s:%s'; it cannot be billed to %s's budget", c.provider, c.model, l.acct.who()))
 			}
 		}
 	case price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0:

@@ -30,14 +30,6 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// anthropicErrorBody renders an error in the shape Anthropic clients parse,
-// with the error type Anthropic uses for that status.
-func anthropicErrorBody(status int, message string) []byte {
-	body := map[string]any{"type": "error", "error": map[string]string{"type": anthropicErrorType(status), "message": message}}
-	out, _ := json.Marshal(body) // strings only: cannot fail
-	return out
-}
-
 // anthropicErrorType is the error type Anthropic uses for an HTTP status.
 func anthropicErrorType(status int) string {
 	var kind string

@@ -91,8 +91,8 @@ func BenchmarkReserveAndSettle(b *testing.B) {
 	l := newLedger(store)
 	maxBudget := 1e12
 	limits := []limit{
-		{acct: account{storage.SpendOfUser, "u"}, max: &maxBudget, who: "User 'u'"},
-		{acct: account{storage.SpendOfKey, "k"}, max: &maxBudget, who: "API key 'k'"},
+		{acct: account{storage.SpendOfUser, "u"}, max: &maxBudget},
+		{acct: account{storage.SpendOfKey, "k"}, max: &maxBudget},
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -15,6 +15,15 @@ type account struct {
 	id    string
 }
 
+// who names the account in messages: "User 'alice'" or "API key '<id>'".
+// It is built only when a message needs it, not on every request.
+func (a account) who() string {
+	if a.owner == storage.SpendOfKey {
+		return "API key '" + a.id + "'"
+	}
+	return "User '" + a.id + "'"
+}
+
 // balance is an account's spend in its current budget period and the
 // reservations of its requests in flight.
 type balance struct {
@@ -72,7 +81,6 @@ type limit struct {
 	acct   account
 	max    *float64 // nil: spend is tracked, not limited
 	period time.Time
-	who    string // "User 'alice'" or "API key '<id>'", for messages
 }
 
 // balanceOf returns the account's balance for period, loading the period's
@@ -164,10 +172,10 @@ func (l *ledger) tryReserve(limits []limit, amount float64) (res *reservation, c
 			continue
 		}
 		if b.spent >= *lim.max {
-			return nil, true, errForbidden("budget_exceeded", lim.who+" has exceeded budget limit")
+			return nil, true, errForbidden("budget_exceeded", lim.acct.who()+" has exceeded budget limit")
 		}
 		if b.spent+b.reserved+amount > *lim.max {
-			return nil, true, errForbidden("budget_exceeded", lim.who+" has insufficient budget for this request")
+			return nil, true, errForbidden("budget_exceeded", lim.acct.who()+" has insufficient budget for this request")
 		}
 	}
 	res = &reservation{amount: amount, entries: make([]reservationEntry, len(limits))}

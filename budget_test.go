@@ -65,7 +65,7 @@ func TestBudgetPeriodSchedule(t *testing.T) {
 func TestLedgerReservesUpToTheLimit(t *testing.T) {
 	t.Parallel()
 	l, _ := newTestLedger(t)
-	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(1.0), who: "User 'u'"}
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(1.0)}
 	var held []*reservation
 	for range 4 {
 		res, err := l.reserve([]limit{user}, 0.25)
@@ -98,8 +98,8 @@ func TestLedgerReservesUpToTheLimit(t *testing.T) {
 func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 	t.Parallel()
 	l, _ := newTestLedger(t)
-	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(10.0), who: "User 'u'"}
-	key := limit{acct: account{storage.SpendOfKey, "k"}, max: ptrTo(1.0), who: "API key 'k'"}
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(10.0)}
+	key := limit{acct: account{storage.SpendOfKey, "k"}, max: ptrTo(1.0)}
 	res, err := l.reserve([]limit{user, key}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 	if _, err := l.reserve([]limit{user}, 9); err != nil {
 		t.Fatalf("user budget held by a refused request: %v", err)
 	}
-	zero := limit{acct: account{storage.SpendOfUser, "z"}, max: ptrTo(0.0), who: "User 'z'"}
+	zero := limit{acct: account{storage.SpendOfUser, "z"}, max: ptrTo(0.0)}
 	if msg := forbiddenMessage(t, func() error { _, err := l.reserve([]limit{zero}, 0.001); return err }()); msg != "User 'z' has exceeded budget limit" {
 		t.Fatalf("max_budget 0: %q", msg)
 	}
@@ -122,10 +122,10 @@ func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 func TestLedgerNeverOverspendsUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	l, _ := newTestLedger(t)
-	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(5.0), who: "User 'u'"}
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(5.0)}
 	keys := []limit{
-		{acct: account{storage.SpendOfKey, "a"}, who: "API key 'a'"},
-		{acct: account{storage.SpendOfKey, "b"}, who: "API key 'b'"},
+		{acct: account{storage.SpendOfKey, "a"}},
+		{acct: account{storage.SpendOfKey, "b"}},
 	}
 	var mu sync.Mutex
 	successes := 0
@@ -159,7 +159,7 @@ func TestLedgerResetsOnSchedule(t *testing.T) {
 	sched := budgetPeriod{anchor: anchor, duration: time.Hour}
 	acct := account{storage.SpendOfUser, "u"}
 	lim := func(now time.Time) []limit {
-		return []limit{{acct: acct, max: ptrTo(1.0), period: sched.start(now), who: "User 'u'"}}
+		return []limit{{acct: acct, max: ptrTo(1.0), period: sched.start(now)}}
 	}
 	spend := func(now time.Time, cost float64) {
 		t.Helper()
