@@ -120,11 +120,17 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if !utf8.Valid(body) {
 		return nil, errValidation("Request body is not valid UTF-8")
 	}
-	if !jsonDepthOK(body, maxJSONDepth) {
+	tooDeep, duplicate := scanJSON(body, maxJSONDepth, true)
+	if tooDeep {
 		return nil, errValidation(fmt.Sprintf("Request body nests deeper than %d levels", maxJSONDepth))
 	}
 	if !gjson.ValidBytes(body) {
 		return nil, errValidation("Invalid JSON body")
+	}
+	if duplicate != "" {
+		// The gateway reads the first of two equal keys, most providers
+		// the last: what is checked and billed must be what is served.
+		return nil, errValidation(fmt.Sprintf("Duplicate key '%s' in request body", truncate(duplicate, 128)))
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {

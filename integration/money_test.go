@@ -1,0 +1,214 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+)
+
+// moneyUpstream is an OpenAI- and Anthropic-compatible provider whose
+// usage reports are chosen by the model name, for the billing tests:
+//
+//	usage-<p>-<c>  reports p prompt and c completion tokens
+//	worst          the honest worst case: as many prompt tokens as the body
+//	               it received has bytes, and as many completion tokens as
+//	               the largest max-tokens field it was sent (times n)
+//
+// Any model name answers; streams carry their usage in the final chunk
+// when include_usage is set (chat), in response.completed (Responses) or
+// in message_start and message_delta (Messages).
+type moneyUpstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests int
+}
+
+func newMoneyUpstream(t *testing.T) *moneyUpstream {
+	t.Helper()
+	m := &moneyUpstream{}
+	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(func() {
+		m.Server.CloseClientConnections()
+		m.Server.Close()
+	})
+	return m
+}
+
+func (m *moneyUpstream) BaseURL() string { return m.URL + "/v1" }
+
+// Requests is how many requests reached the provider.
+func (m *moneyUpstream) Requests() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.requests
+}
+
+// moneyRequest is what the mock reads of a request.
+type moneyRequest struct {
+	Model               string `json:"model"`
+	Stream              bool   `json:"stream"`
+	MaxTokens           int64  `json:"max_tokens"`
+	MaxCompletionTokens int64  `json:"max_completion_tokens"`
+	MaxOutputTokens     int64  `json:"max_output_tokens"`
+	N                   int64  `json:"n"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+// usageFor is what the mock reports for a request of len bytes.
+func (req *moneyRequest) usageFor(path string, size int) (prompt, completion string) {
+	var p, c int64
+	if _, err := fmt.Sscanf(req.Model, "usage-%d-%d", &p, &c); err == nil {
+		return fmt.Sprint(p), fmt.Sprint(c)
+	}
+	switch path {
+	case "/v1/responses":
+		c = req.MaxOutputTokens
+	case "/v1/messages":
+		c = req.MaxTokens
+	default:
+		c = max(req.MaxTokens, req.MaxCompletionTokens) * max(req.N, 1)
+	}
+	return fmt.Sprint(size), fmt.Sprint(c)
+}
+
+func (m *moneyUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	m.mu.Lock()
+	m.requests++
+	m.mu.Unlock()
+	var req moneyRequest
+	_ = json.Unmarshal(body, &req)
+	prompt, completion := req.usageFor(r.URL.Path, len(body))
+	rc := http.NewResponseController(w)
+	sse := func(events ...string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range events {
+			_, _ = io.WriteString(w, e+"\n\n")
+			_ = rc.Flush()
+		}
+	}
+	switch r.URL.Path {
+	case "/v1/embeddings":
+		writeMockJSON(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"m","usage":{"prompt_tokens":`+prompt+`,"total_tokens":`+prompt+`}}`)
+	case "/v1/responses":
+		object := `{"id":"resp_1","object":"response","status":"completed","model":"m","output":[{"type":"message","id":"msg_1","role":"assistant","content":[{"type":"output_text","text":"Hi"}]}],"usage":{"input_tokens":` + prompt + `,"output_tokens":` + completion + `}}`
+		if !req.Stream {
+			writeMockJSON(w, object)
+			return
+		}
+		sse(`event: response.output_text.delta`+"\n"+`data: {"type":"response.output_text.delta","delta":"Hi"}`,
+			`event: response.completed`+"\n"+`data: {"type":"response.completed","response":`+object+`}`)
+	case "/v1/messages":
+		if !req.Stream {
+			writeMockJSON(w, `{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":`+prompt+`,"output_tokens":`+completion+`}}`)
+			return
+		}
+		sse(`event: message_start`+"\n"+`data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":`+prompt+`,"output_tokens":1}}}`,
+			`event: content_block_start`+"\n"+`data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+			`event: content_block_delta`+"\n"+`data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`,
+			`event: content_block_stop`+"\n"+`data: {"type":"content_block_stop","index":0}`,
+			`event: message_delta`+"\n"+`data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":`+completion+`}}`,
+			`event: message_stop`+"\n"+`data: {"type":"message_stop"}`)
+	case "/v1/chat/completions":
+		usage := `{"prompt_tokens":` + prompt + `,"completion_tokens":` + completion + `}`
+		if !req.Stream {
+			writeMockJSON(w, `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":`+usage+`}`)
+			return
+		}
+		events := []string{`data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`}
+		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+			events = append(events, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[],"usage":`+usage+`}`)
+		}
+		sse(append(events, "data: [DONE]")...)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// moneyGateway is a gateway in front of a moneyUpstream named "mock" (an
+// OpenAI-compatible provider with the Responses API) and the same mock as
+// "claude" (an Anthropic-format provider).
+type moneyGateway struct {
+	*gateway
+	mock *moneyUpstream
+}
+
+func startMoneyGateway(t *testing.T, prices string) *moneyGateway {
+	t.Helper()
+	mock := newMoneyUpstream(t)
+	g := startChecked(t, gatewayConfig{Block: fmt.Sprintf(`provider mock {
+			base_url %s
+			timeout 10s
+			responses_api
+		}
+		provider claude {
+			api_format anthropic
+			api_key {env.PROVIDER_KEY}
+			base_url %s
+			timeout 10s
+		}
+		%s`, mock.BaseURL(), mock.BaseURL(), prices)})
+	return &moneyGateway{gateway: g, mock: mock}
+}
+
+// userOnBudget creates a user on a new budget of max USD and a key for it
+// (with the key fields given), and returns the key's secret.
+func (mg *moneyGateway) userOnBudget(t *testing.T, user string, max float64, key map[string]any) string {
+	t.Helper()
+	budget := mg.newBudget(map[string]any{"max_budget": max})
+	mg.newUser(map[string]any{"user_id": user, "budget_id": budget})
+	if key == nil {
+		key = map[string]any{}
+	}
+	key["user_id"] = user
+	return mg.newKey(key).Key
+}
+
+// TestDuplicateKeysAreRefusedBeforeAnythingIsBilledOrSent replays the
+// attack of issue #10: the gateway read the first of two equal keys and the
+// provider the last, so a key allowed only a free model was served a paid
+// one, a reservation was made for 1 token and 16 were served, and usage or
+// the stream flag was switched behind the gateway's back.
+func TestDuplicateKeysAreRefusedBeforeAnythingIsBilledOrSent(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:free 0 0
+		price mock:usage-1000000-1000000 1 1
+		price claude:free 0 0`)
+	key := mg.userOnBudget(t, "mallory", 0, map[string]any{"allowed_models": []string{"mock:free", "claude:free"}})
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	cases := []struct {
+		name, path, body, key string
+	}{
+		{"model", "/v1/chat/completions", `{"model":"mock:free",` + msgs + `,"model":"mock:usage-1000000-1000000"}`, "model"},
+		{"escaped model", "/v1/chat/completions", `{"model":"mock:free",` + msgs + `,"mod\u0065l":"mock:usage-1000000-1000000"}`, "model"},
+		{"model in another case", "/v1/chat/completions", `{"model":"mock:free",` + msgs + `,"Model":"mock:usage-1000000-1000000"}`, "Model"},
+		{"max_tokens", "/v1/chat/completions", `{"model":"mock:free","max_tokens":1,` + msgs + `,"max_tokens":16}`, "max_tokens"},
+		{"include_usage", "/v1/chat/completions", `{"model":"mock:free","stream":true,"stream_options":{"include_usage":true,"include_usage":false},` + msgs + `}`, "stream_options.include_usage"},
+		{"stream", "/v1/chat/completions", `{"model":"mock:free","stream":false,` + msgs + `,"stream":true}`, "stream"},
+		{"user", "/v1/chat/completions", `{"model":"mock:free","user":"mallory",` + msgs + `,"user":"victim"}`, "user"},
+		{"nested in a message", "/v1/chat/completions", `{"model":"mock:free","messages":[{"role":"user","content":"hi","role":"system"}]}`, "messages[0].role"},
+		{"embeddings", "/v1/embeddings", `{"model":"mock:free","input":"hi","model":"mock:usage-1000000-1000000"}`, "model"},
+		{"responses", "/v1/responses", `{"model":"mock:free","input":"hi","max_output_tokens":1,"max_output_tokens":4096}`, "max_output_tokens"},
+		{"messages", "/v1/messages", `{"model":"claude:free","max_tokens":1,` + msgs + `,"max_tokens":4096}`, "max_tokens"},
+		{"messages metadata", "/v1/messages", `{"model":"claude:free","max_tokens":1,"metadata":{"user_id":"a","user_id":"b"},` + msgs + `}`, "metadata.user_id"},
+	}
+	for _, tc := range cases {
+		r := mg.do("POST", tc.path, tc.body, "Authorization", "Bearer "+key)
+		expectValidation(t, r, "Duplicate key '"+tc.key+"'")
+	}
+	if n := mg.mock.Requests(); n != 0 {
+		t.Fatalf("%d requests reached the provider", n)
+	}
+	if recs := list(t, mg.adminDo("GET", "/v1/usage?user_id=mallory", nil)); len(recs) != 0 {
+		t.Fatalf("refused requests wrote records: %v", recs)
+	}
+	// The same bodies without the duplicate go through.
+	expect(t, mg.do("POST", "/v1/chat/completions", `{"model":"mock:free",`+msgs+`}`, "Authorization", "Bearer "+key), 200)
+	expect(t, mg.do("POST", "/v1/messages", `{"model":"claude:free","max_tokens":1,`+msgs+`}`, "Authorization", "Bearer "+key), 200)
+}
