@@ -12,11 +12,11 @@ import (
 )
 
 type budgetResponse struct {
-	BudgetID          string    `json:"budget_id"`
-	MaxBudget         *float64  `json:"max_budget"`
-	BudgetDurationSec *int64    `json:"budget_duration_sec"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	BudgetID          string         `json:"budget_id"`
+	MaxBudget         *storage.Money `json:"max_budget"`
+	BudgetDurationSec *int64         `json:"budget_duration_sec"`
+	CreatedAt         time.Time      `json:"created_at"`
+	UpdatedAt         time.Time      `json:"updated_at"`
 }
 
 func newBudgetResponse(b *storage.Budget) budgetResponse {
@@ -30,12 +30,12 @@ func newBudgetResponse(b *storage.Budget) budgetResponse {
 }
 
 type budgetRequest struct {
-	MaxBudget         *float64 `json:"max_budget"`
-	BudgetDurationSec *int64   `json:"budget_duration_sec"`
+	MaxBudget         *storage.Money `json:"max_budget"`
+	BudgetDurationSec *int64         `json:"budget_duration_sec"`
 }
 
 func (req *budgetRequest) validate() error {
-	if req.MaxBudget != nil && !validPrice(*req.MaxBudget) {
+	if req.MaxBudget != nil && *req.MaxBudget < 0 {
 		return errValidation("Field 'max_budget' must be a number >= 0")
 	}
 	if req.BudgetDurationSec != nil && *req.BudgetDurationSec <= 0 {

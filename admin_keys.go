@@ -24,11 +24,11 @@ type keyResponse struct {
 	IsActive          bool            `json:"is_active"`
 	Metadata          json.RawMessage `json:"metadata"`
 	AllowedModels     []string        `json:"allowed_models"`
-	MaxBudget         *float64        `json:"max_budget"`
+	MaxBudget         *storage.Money  `json:"max_budget"`
 	BudgetDurationSec *int64          `json:"budget_duration_sec"`
 	RPMLimit          *int64          `json:"rpm_limit"`
 	TPMLimit          *int64          `json:"tpm_limit"`
-	Spend             float64         `json:"spend"`
+	Spend             storage.Money   `json:"spend"`
 	BudgetStartedAt   *time.Time      `json:"budget_started_at"`
 	NextBudgetResetAt *time.Time      `json:"next_budget_reset_at"`
 }
@@ -87,11 +87,11 @@ func (g *Gateway) writeKey(w http.ResponseWriter, k *storage.APIKey, secret stri
 
 // keyLimits are the per-key controls, shared by create and update.
 type keyLimits struct {
-	AllowedModels     *[]string `json:"allowed_models"`
-	MaxBudget         *float64  `json:"max_budget"`
-	BudgetDurationSec *int64    `json:"budget_duration_sec"`
-	RPMLimit          *int64    `json:"rpm_limit"`
-	TPMLimit          *int64    `json:"tpm_limit"`
+	AllowedModels     *[]string      `json:"allowed_models"`
+	MaxBudget         *storage.Money `json:"max_budget"`
+	BudgetDurationSec *int64         `json:"budget_duration_sec"`
+	RPMLimit          *int64         `json:"rpm_limit"`
+	TPMLimit          *int64         `json:"tpm_limit"`
 }
 
 type createKeyRequest struct {
@@ -118,7 +118,7 @@ func (l *keyLimits) validate() error {
 			}
 		}
 	}
-	if l.MaxBudget != nil && !validPrice(*l.MaxBudget) {
+	if l.MaxBudget != nil && *l.MaxBudget < 0 {
 		return errValidation("Field 'max_budget' must be a number >= 0")
 	}
 	if l.BudgetDurationSec != nil && *l.BudgetDurationSec <= 0 {

@@ -11,9 +11,9 @@ import (
 // spendPeriodResponse is one budget period of a user or a key: what was
 // spent from its start until its end, when the spend was reset.
 type spendPeriodResponse struct {
-	PeriodStart time.Time  `json:"period_start"`
-	PeriodEnd   *time.Time `json:"period_end"`
-	Spend       float64    `json:"spend"`
+	PeriodStart time.Time     `json:"period_start"`
+	PeriodEnd   *time.Time    `json:"period_end"`
+	Spend       storage.Money `json:"spend"`
 }
 
 // userBudgetHistory answers GET /v1/users/{id}/budget-history: the user's

@@ -21,7 +21,7 @@ const (
 type userResponse struct {
 	UserID            string          `json:"user_id"`
 	Alias             *string         `json:"alias"`
-	Spend             float64         `json:"spend"`
+	Spend             storage.Money   `json:"spend"`
 	BudgetID          *string         `json:"budget_id"`
 	BudgetStartedAt   *time.Time      `json:"budget_started_at"`
 	NextBudgetResetAt *time.Time      `json:"next_budget_reset_at"`

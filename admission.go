@@ -86,7 +86,7 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 	if err != nil {
 		return err
 	}
-	var amount float64
+	var amount storage.Money
 	switch {
 	case price == nil:
 		for _, l := range limits {
@@ -127,10 +127,11 @@ func (g *Gateway) price(provider, model string) (*storage.Price, error) {
 	return p, nil
 }
 
-// priceTokens is the contract's cost formula.
-func priceTokens(p *storage.Price, prompt, completion int64) float64 {
+// priceTokens is the contract's cost formula, exact to the nano-dollar
+// (storage.TokenCost says how it rounds).
+func priceTokens(p *storage.Price, prompt, completion int64) storage.Money {
 	if p == nil {
 		return 0
 	}
-	return float64(prompt)/1e6*p.InputPricePerMillion + float64(completion)/1e6*p.OutputPricePerMillion
+	return storage.TokenCost(prompt, completion, p.InputPricePerMillion, p.OutputPricePerMillion)
 }

@@ -89,18 +89,18 @@ func BenchmarkReserveAndSettle(b *testing.B) {
 	}
 	defer store.Close()
 	l := newLedger(store)
-	maxBudget := 1e12
+	maxBudget := storage.Dollars(1e9)
 	limits := []limit{
 		{acct: account{storage.SpendOfUser, "u"}, max: &maxBudget},
 		{acct: account{storage.SpendOfKey, "k"}, max: &maxBudget},
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := l.reserve(limits, 0.001)
+		res, err := l.reserve(limits, storage.Dollars(0.001))
 		if err != nil {
 			b.Fatal(err)
 		}
-		l.settle(res, 0.0005)
+		l.settle(res, storage.Dollars(0.0005))
 	}
 }
 
@@ -122,7 +122,7 @@ func BenchmarkRecordUsage(b *testing.B) {
 			ID: fmt.Sprintf("r%09d", i), RequestID: "req", UserID: "u", APIKeyID: "k",
 			Timestamp: start.Add(time.Duration(i)), Model: "gpt-4o-mini", Provider: "openai",
 			Endpoint: "/v1/chat/completions", PromptTokens: 11, CompletionTokens: 7, TotalTokens: 18,
-			Cost: 0.0000123, Status: "success", StatusCode: 200, UsageSource: "provider",
+			Cost: storage.Dollars(0.0000123), Status: "success", StatusCode: 200, UsageSource: "provider",
 		}
 		if err := store.RecordUsage(ctx, rec); err != nil {
 			b.Fatal(err)

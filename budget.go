@@ -28,8 +28,8 @@ func (a account) who() string {
 // reservations of its requests in flight.
 type balance struct {
 	period   time.Time
-	spent    float64
-	reserved float64
+	spent    storage.Money
+	reserved storage.Money
 }
 
 // ledger makes budgets hold under concurrency. Before a request is
@@ -79,7 +79,7 @@ func (p budgetPeriod) next(now time.Time) *time.Time {
 // limit is one budget that applies to a request.
 type limit struct {
 	acct   account
-	max    *float64 // nil: spend is tracked, not limited
+	max    *storage.Money // nil: spend is tracked, not limited
 	period time.Time
 }
 
@@ -115,7 +115,7 @@ func (l *ledger) balanceOf(acct account, period time.Time) (*balance, error) {
 }
 
 // spent reports an account's spend in the period, for display.
-func (l *ledger) spent(acct account, period time.Time) (float64, error) {
+func (l *ledger) spent(acct account, period time.Time) (storage.Money, error) {
 	b, err := l.balanceOf(acct, period)
 	if err != nil {
 		return 0, err
@@ -130,7 +130,7 @@ func (l *ledger) spent(acct account, period time.Time) (float64, error) {
 
 // reservation is money held for one request in flight.
 type reservation struct {
-	amount  float64
+	amount  storage.Money
 	entries []reservationEntry
 }
 
@@ -141,7 +141,7 @@ type reservationEntry struct {
 
 // reserve holds amount against every limit, or none of them: the first
 // limit it does not fit under is refused with the contract's 403.
-func (l *ledger) reserve(limits []limit, amount float64) (*reservation, error) {
+func (l *ledger) reserve(limits []limit, amount storage.Money) (*reservation, error) {
 	for range 3 {
 		for _, lim := range limits {
 			if _, err := l.balanceOf(lim.acct, lim.period); err != nil {
@@ -160,7 +160,7 @@ func (l *ledger) reserve(limits []limit, amount float64) (*reservation, error) {
 
 // tryReserve is reserve under the lock; current is false when a balance is
 // not on the period the limit names.
-func (l *ledger) tryReserve(limits []limit, amount float64) (res *reservation, current bool, err error) {
+func (l *ledger) tryReserve(limits []limit, amount storage.Money) (res *reservation, current bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, lim := range limits {
@@ -189,7 +189,7 @@ func (l *ledger) tryReserve(limits []limit, amount float64) (res *reservation, c
 // settle replaces the reservation by the real cost, at once, so the money
 // not spent is free for the next request. A settled reservation is empty:
 // settling it again does nothing.
-func (l *ledger) settle(res *reservation, cost float64) {
+func (l *ledger) settle(res *reservation, cost storage.Money) {
 	if res == nil {
 		return
 	}
@@ -201,9 +201,6 @@ func (l *ledger) settle(res *reservation, cost float64) {
 			continue
 		}
 		b.reserved -= res.amount
-		if b.reserved < 1e-12 {
-			b.reserved = 0 // float dust must not block the next request
-		}
 		if b.period.Equal(e.period) {
 			b.spent += cost
 		}

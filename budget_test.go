@@ -21,6 +21,9 @@ func newTestLedger(t *testing.T) (*ledger, *storage.Store) {
 
 func ptrTo[T any](v T) *T { return &v }
 
+// usd is a dollar amount as Money, for readable test values.
+func usd(dollars float64) storage.Money { return storage.Dollars(dollars) }
+
 func forbiddenMessage(t *testing.T, err error) string {
 	t.Helper()
 	var ae *apiError
@@ -65,32 +68,32 @@ func TestBudgetPeriodSchedule(t *testing.T) {
 func TestLedgerReservesUpToTheLimit(t *testing.T) {
 	t.Parallel()
 	l, _ := newTestLedger(t)
-	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(1.0)}
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(usd(1.0))}
 	var held []*reservation
 	for range 4 {
-		res, err := l.reserve([]limit{user}, 0.25)
+		res, err := l.reserve([]limit{user}, usd(0.25))
 		if err != nil {
 			t.Fatalf("reservation within the budget refused: %v", err)
 		}
 		held = append(held, res)
 	}
-	_, err := l.reserve([]limit{user}, 0.25)
+	_, err := l.reserve([]limit{user}, usd(0.25))
 	if msg := forbiddenMessage(t, err); msg != "User 'u' has insufficient budget for this request" {
 		t.Fatalf("message = %q", msg)
 	}
 	// Settling below the reservation frees the difference at once.
-	l.settle(held[0], 0.05)
-	if _, err := l.reserve([]limit{user}, 0.2); err != nil {
+	l.settle(held[0], usd(0.05))
+	if _, err := l.reserve([]limit{user}, usd(0.2)); err != nil {
 		t.Fatalf("freed money not available: %v", err)
 	}
 	// A failure (cost 0) frees the whole reservation.
 	l.settle(held[1], 0)
-	if _, err := l.reserve([]limit{user}, 0.25); err != nil {
+	if _, err := l.reserve([]limit{user}, usd(0.25)); err != nil {
 		t.Fatalf("released reservation not available: %v", err)
 	}
 	// Settling twice does nothing.
 	l.settle(held[1], 0)
-	if _, err := l.reserve([]limit{user}, 0.01); err == nil {
+	if _, err := l.reserve([]limit{user}, usd(0.01)); err == nil {
 		t.Fatal("double settlement freed money twice")
 	}
 }
@@ -98,23 +101,23 @@ func TestLedgerReservesUpToTheLimit(t *testing.T) {
 func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 	t.Parallel()
 	l, _ := newTestLedger(t)
-	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(10.0)}
-	key := limit{acct: account{storage.SpendOfKey, "k"}, max: ptrTo(1.0)}
-	res, err := l.reserve([]limit{user, key}, 1)
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(usd(10.0))}
+	key := limit{acct: account{storage.SpendOfKey, "k"}, max: ptrTo(usd(1.0))}
+	res, err := l.reserve([]limit{user, key}, usd(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.settle(res, 1)
-	_, err = l.reserve([]limit{user, key}, 0.5)
+	l.settle(res, usd(1))
+	_, err = l.reserve([]limit{user, key}, usd(0.5))
 	if msg := forbiddenMessage(t, err); msg != "API key 'k' has exceeded budget limit" {
 		t.Fatalf("message = %q", msg)
 	}
 	// The refused request left nothing reserved against the user.
-	if _, err := l.reserve([]limit{user}, 9); err != nil {
+	if _, err := l.reserve([]limit{user}, usd(9)); err != nil {
 		t.Fatalf("user budget held by a refused request: %v", err)
 	}
-	zero := limit{acct: account{storage.SpendOfUser, "z"}, max: ptrTo(0.0)}
-	if msg := forbiddenMessage(t, func() error { _, err := l.reserve([]limit{zero}, 0.001); return err }()); msg != "User 'z' has exceeded budget limit" {
+	zero := limit{acct: account{storage.SpendOfUser, "z"}, max: ptrTo(usd(0.0))}
+	if msg := forbiddenMessage(t, func() error { _, err := l.reserve([]limit{zero}, usd(0.001)); return err }()); msg != "User 'z' has exceeded budget limit" {
 		t.Fatalf("max_budget 0: %q", msg)
 	}
 }
@@ -122,7 +125,7 @@ func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 func TestLedgerNeverOverspendsUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	l, _ := newTestLedger(t)
-	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(5.0)}
+	user := limit{acct: account{storage.SpendOfUser, "u"}, max: ptrTo(usd(5.0))}
 	keys := []limit{
 		{acct: account{storage.SpendOfKey, "a"}},
 		{acct: account{storage.SpendOfKey, "b"}},
@@ -132,11 +135,11 @@ func TestLedgerNeverOverspendsUnderConcurrency(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 400 {
 		wg.Go(func() {
-			res, err := l.reserve([]limit{user, keys[i%2]}, 0.5)
+			res, err := l.reserve([]limit{user, keys[i%2]}, usd(0.5))
 			if err != nil {
 				return
 			}
-			l.settle(res, 0.5)
+			l.settle(res, usd(0.5))
 			mu.Lock()
 			successes++
 			mu.Unlock()
@@ -147,7 +150,7 @@ func TestLedgerNeverOverspendsUnderConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if successes != 10 || spent != 5 {
+	if successes != 10 || spent != usd(5) {
 		t.Fatalf("successes = %d, spent = %v; want 10 and 5", successes, spent)
 	}
 }
@@ -159,9 +162,9 @@ func TestLedgerResetsOnSchedule(t *testing.T) {
 	sched := budgetPeriod{anchor: anchor, duration: time.Hour}
 	acct := account{storage.SpendOfUser, "u"}
 	lim := func(now time.Time) []limit {
-		return []limit{{acct: acct, max: ptrTo(1.0), period: sched.start(now)}}
+		return []limit{{acct: acct, max: ptrTo(usd(1.0)), period: sched.start(now)}}
 	}
-	spend := func(now time.Time, cost float64) {
+	spend := func(now time.Time, cost storage.Money) {
 		t.Helper()
 		res, err := l.reserve(lim(now), cost)
 		if err != nil {
@@ -176,14 +179,14 @@ func TestLedgerResetsOnSchedule(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	spend(anchor.Add(10*time.Minute), 1)
-	if _, err := l.reserve(lim(anchor.Add(59*time.Minute)), 0.1); err == nil {
+	spend(anchor.Add(10*time.Minute), usd(1))
+	if _, err := l.reserve(lim(anchor.Add(59*time.Minute)), usd(0.1)); err == nil {
 		t.Fatal("spent budget allowed before the reset")
 	}
 	// At the boundary the period resets, whenever the next request comes.
-	spend(anchor.Add(time.Hour), 0.5)
+	spend(anchor.Add(time.Hour), usd(0.5))
 	got, _ := l.spent(acct, sched.start(anchor.Add(time.Hour+time.Minute)))
-	if got != 0.5 {
+	if got != usd(0.5) {
 		t.Fatalf("spend after the reset = %v, want 0.5", got)
 	}
 	// Several missed periods: the schedule stays on anchor + k × duration.
@@ -191,16 +194,16 @@ func TestLedgerResetsOnSchedule(t *testing.T) {
 	if start := sched.start(later); !start.Equal(anchor.Add(5 * time.Hour)) {
 		t.Fatalf("period start after missed periods = %v", start)
 	}
-	spend(later, 0.25)
+	spend(later, usd(0.25))
 	// The reset log: every period with what it spent.
 	periods, err := store.ListSpendPeriods(storage.SpendOfUser, "u", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []storage.SpendPeriod{
-		{Start: anchor.Add(5 * time.Hour), Spend: 0.25},
-		{Start: anchor.Add(time.Hour), Spend: 0.5},
-		{Start: anchor, Spend: 1},
+		{Start: anchor.Add(5 * time.Hour), Spend: usd(0.25)},
+		{Start: anchor.Add(time.Hour), Spend: usd(0.5)},
+		{Start: anchor, Spend: usd(1)},
 	}
 	if len(periods) != len(want) {
 		t.Fatalf("periods = %+v", periods)
@@ -212,7 +215,7 @@ func TestLedgerResetsOnSchedule(t *testing.T) {
 	}
 	// A new ledger (a restart) reads the current period's spend back.
 	fresh := newLedger(store)
-	if got, _ := fresh.spent(acct, anchor.Add(5*time.Hour)); got != 0.25 {
+	if got, _ := fresh.spent(acct, anchor.Add(5*time.Hour)); got != usd(0.25) {
 		t.Fatalf("spend after restart = %v, want 0.25", got)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 // adminBodyLimit caps request bodies on admin routes.
@@ -235,6 +237,8 @@ func describeGoType(t string) string {
 		return "a JSON object"
 	case strings.HasSuffix(t, "apiTime"):
 		return "an ISO 8601 date-time"
+	case t == "storage.Money":
+		return fmt.Sprintf("a number of US dollars, at most %s", storage.MaxMoney)
 	}
 	return "of a different type"
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 // gatewayMetrics are created once per process and registered on every
@@ -134,7 +136,7 @@ func authFailureReason(code string) string {
 }
 
 // observeUsage counts a metered call's tokens and cost.
-func (g *Gateway) observeUsage(provider, model string, prompt, completion int64, cost float64) {
+func (g *Gateway) observeUsage(provider, model string, prompt, completion int64, cost storage.Money) {
 	m := &gatewayMetrics
 	model = g.modelLabel(provider, model)
 	if prompt > 0 {
@@ -144,7 +146,7 @@ func (g *Gateway) observeUsage(provider, model string, prompt, completion int64,
 		m.tokens.WithLabelValues(provider, model, "output").Add(float64(completion))
 	}
 	if cost > 0 {
-		m.cost.WithLabelValues(provider, model).Observe(cost)
+		m.cost.WithLabelValues(provider, model).Observe(cost.Dollars())
 	}
 }
 

@@ -44,7 +44,7 @@ type gatewayStore interface {
 
 	RecordUsage(ctx context.Context, rec *storage.UsageRecord) error
 	ListUsage(f storage.UsageFilter, skip, limit int) ([]storage.UsageRecord, error)
-	GetSpend(owner storage.SpendOwner, id string, start time.Time) (float64, error)
+	GetSpend(owner storage.SpendOwner, id string, start time.Time) (storage.Money, error)
 	ListSpendPeriods(owner storage.SpendOwner, id string, limit int) ([]storage.SpendPeriod, error)
 }
 

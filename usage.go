@@ -10,23 +10,23 @@ import (
 
 // usageResponse is a usage record as the API shows it.
 type usageResponse struct {
-	ID               string    `json:"id"`
-	RequestID        string    `json:"request_id"`
-	UserID           string    `json:"user_id"`
-	APIKeyID         *string   `json:"api_key_id"`
-	Timestamp        time.Time `json:"timestamp"`
-	Model            string    `json:"model"`
-	Provider         string    `json:"provider"`
-	Endpoint         string    `json:"endpoint"`
-	PromptTokens     int64     `json:"prompt_tokens"`
-	CompletionTokens int64     `json:"completion_tokens"`
-	TotalTokens      int64     `json:"total_tokens"`
-	Cost             float64   `json:"cost"`
-	Status           string    `json:"status"`
-	StatusCode       int       `json:"status_code"`
-	LatencyMS        int64     `json:"latency_ms"`
-	ErrorMessage     *string   `json:"error_message"`
-	UsageSource      string    `json:"usage_source"`
+	ID               string        `json:"id"`
+	RequestID        string        `json:"request_id"`
+	UserID           string        `json:"user_id"`
+	APIKeyID         *string       `json:"api_key_id"`
+	Timestamp        time.Time     `json:"timestamp"`
+	Model            string        `json:"model"`
+	Provider         string        `json:"provider"`
+	Endpoint         string        `json:"endpoint"`
+	PromptTokens     int64         `json:"prompt_tokens"`
+	CompletionTokens int64         `json:"completion_tokens"`
+	TotalTokens      int64         `json:"total_tokens"`
+	Cost             storage.Money `json:"cost"`
+	Status           string        `json:"status"`
+	StatusCode       int           `json:"status_code"`
+	LatencyMS        int64         `json:"latency_ms"`
+	ErrorMessage     *string       `json:"error_message"`
+	UsageSource      string        `json:"usage_source"`
 }
 
 func usageResponses(records []storage.UsageRecord) []usageResponse {

@@ -12,7 +12,7 @@ func BenchmarkEncodeUsageRecord(b *testing.B) {
 		ID: "0199a6f0-7c1e-7d3a-9b1e-3f6a5c2d1e0f", RequestID: "4b2f5f86-cc06-4766-b9bf-8b3a889fb914",
 		UserID: "user-123", APIKeyID: "01a219b7-b8a0-70b9-9ee6-d48087e8f2b0", Timestamp: time.Now().UTC(),
 		Model: "gpt-4o-mini", Provider: "openai", Endpoint: "/v1/chat/completions",
-		PromptTokens: 11, CompletionTokens: 7, TotalTokens: 18, Cost: 0.0000123,
+		PromptTokens: 11, CompletionTokens: 7, TotalTokens: 18, Cost: Dollars(0.0000123),
 		Status: "success", StatusCode: 200, LatencyMS: 412, UsageSource: "provider",
 	}
 	b.ReportAllocs()

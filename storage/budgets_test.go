@@ -17,7 +17,7 @@ func TestBudgetCRUD(t *testing.T) {
 	for i := range 3 {
 		b := &Budget{
 			BudgetID:          newID(t),
-			MaxBudget:         ptr(float64(10 * (i + 1))),
+			MaxBudget:         ptr(Dollars(float64(10 * (i + 1)))),
 			BudgetDurationSec: ptr(int64(86400)),
 			CreatedAt:         testTime,
 			UpdatedAt:         testTime,
@@ -35,7 +35,7 @@ func TestBudgetCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetBudget: %v", err)
 	}
-	if *b.MaxBudget != 20 || *b.BudgetDurationSec != 86400 {
+	if *b.MaxBudget != Dollars(20) || *b.BudgetDurationSec != 86400 {
 		t.Errorf("GetBudget = %+v", b)
 	}
 

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -13,8 +12,8 @@ import (
 // GetSpend returns what owner id spent in the budget period starting at
 // start: the sum of the costs of the records charged to that period. A
 // period nothing was charged to has spent 0.
-func (s *Store) GetSpend(owner SpendOwner, id string, start time.Time) (float64, error) {
-	var spend float64
+func (s *Store) GetSpend(owner SpendOwner, id string, start time.Time) (Money, error) {
+	var spend Money
 	err := s.view(func(txn *badger.Txn) (err error) {
 		spend, err = readSpend(txn, spendKey(owner, id, start))
 		return err
@@ -42,7 +41,7 @@ func (s *Store) ListSpendPeriods(owner SpendOwner, id string, limit int) ([]Spen
 			if len(suffix) != timestampKeySize {
 				return fmt.Errorf("malformed spend key %q", item.Key())
 			}
-			var spend float64
+			var spend Money
 			err := item.Value(func(v []byte) (err error) {
 				spend, err = decodeSpend(v)
 				return err
@@ -61,7 +60,7 @@ func (s *Store) ListSpendPeriods(owner SpendOwner, id string, limit int) ([]Spen
 }
 
 // readSpend reads the counter under key; a missing counter is 0.
-func readSpend(txn *badger.Txn, key []byte) (float64, error) {
+func readSpend(txn *badger.Txn, key []byte) (Money, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, nil
@@ -69,7 +68,7 @@ func readSpend(txn *badger.Txn, key []byte) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var spend float64
+	var spend Money
 	err = item.Value(func(v []byte) (err error) {
 		spend, err = decodeSpend(v)
 		return err
@@ -77,17 +76,19 @@ func readSpend(txn *badger.Txn, key []byte) (float64, error) {
 	return spend, err
 }
 
-func encodeSpend(spend float64) []byte {
+// encodeSpend encodes a spend counter: nano-dollars as 8 big-endian bytes
+// (format version 2; version 1 stored float64 dollars, see migrate.go).
+func encodeSpend(spend Money) []byte {
 	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, math.Float64bits(spend))
+	binary.BigEndian.PutUint64(b, uint64(spend))
 	return b
 }
 
-func decodeSpend(v []byte) (float64, error) {
+func decodeSpend(v []byte) (Money, error) {
 	if len(v) != 8 {
 		return 0, fmt.Errorf("malformed spend counter of %d bytes", len(v))
 	}
-	return math.Float64frombits(binary.BigEndian.Uint64(v)), nil
+	return Money(binary.BigEndian.Uint64(v)), nil
 }
 
 // deletePrefix deletes every key under prefix in txn.

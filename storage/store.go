@@ -70,7 +70,9 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database described by opts and starts
-// its background goroutines: the usage writer and, on disk, the value-log
+// its background goroutines. A new database records FormatVersion; an
+// older one is migrated; a newer one is refused with ErrUnknownFormat.
+// The background goroutines are the usage writer and, on disk, the value-log
 // garbage collector. Close stops them.
 func Open(opts Options) (*Store, error) {
 	logger := opts.Logger
@@ -87,6 +89,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	db, err := badger.Open(badgerOptions(opts, logger))
 	if err != nil {
+		return nil, fmt.Errorf("opening database %q: %w", opts.Dir, err)
+	}
+	if err := checkFormat(db); err != nil {
+		_ = db.Close()
 		return nil, fmt.Errorf("opening database %q: %w", opts.Dir, err)
 	}
 

@@ -164,7 +164,7 @@ func TestReopenFindsEverything(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	key := mustCreateKey(t, s, "alice")
-	budget := &Budget{BudgetID: newID(t), MaxBudget: ptr(10.0), CreatedAt: testTime, UpdatedAt: testTime}
+	budget := &Budget{BudgetID: newID(t), MaxBudget: ptr(Dollars(10)), CreatedAt: testTime, UpdatedAt: testTime}
 	if err := s.CreateBudget(budget); err != nil {
 		t.Fatalf("CreateBudget: %v", err)
 	}
@@ -173,7 +173,7 @@ func TestReopenFindsEverything(t *testing.T) {
 	}
 	rec := &UsageRecord{
 		ID: newID(t), UserID: "alice", APIKeyID: key.ID, Timestamp: testTime,
-		Model: "gpt-4o", Provider: "openai", Cost: 0.75, Status: "success",
+		Model: "gpt-4o", Provider: "openai", Cost: Dollars(0.75), Status: "success",
 	}
 	if err := s.RecordUsage(context.Background(), rec); err != nil {
 		t.Fatalf("RecordUsage: %v", err)
@@ -195,14 +195,14 @@ func TestReopenFindsEverything(t *testing.T) {
 	if _, err := s.GetUser("alice"); err != nil {
 		t.Fatalf("GetUser: %v", err)
 	}
-	if spend, err := s.GetSpend(SpendOfUser, "alice", time.Time{}); err != nil || spend != 0.75 {
+	if spend, err := s.GetSpend(SpendOfUser, "alice", time.Time{}); err != nil || spend != Dollars(0.75) {
 		t.Errorf("user spend = %v, %v; want 0.75", spend, err)
 	}
 	k, err := s.GetKeyByHash(key.KeyHash)
 	if err != nil {
 		t.Fatalf("GetKeyByHash: %v", err)
 	}
-	if spend, err := s.GetSpend(SpendOfKey, key.ID, time.Time{}); k.ID != key.ID || err != nil || spend != 0.75 {
+	if spend, err := s.GetSpend(SpendOfKey, key.ID, time.Time{}); k.ID != key.ID || err != nil || spend != Dollars(0.75) {
 		t.Errorf("key = %+v with spend %v, %v; want id %s with spend 0.75", k, spend, err, key.ID)
 	}
 	if _, err := s.GetBudget(budget.BudgetID); err != nil {
@@ -241,7 +241,7 @@ func TestCloseDrainsQueuedUsage(t *testing.T) {
 	for range writers {
 		wg.Go(func() {
 			for range perWriter {
-				rec := &UsageRecord{ID: newID(t), UserID: "u", Timestamp: time.Now(), Cost: 0.5}
+				rec := &UsageRecord{ID: newID(t), UserID: "u", Timestamp: time.Now(), Cost: Dollars(0.5)}
 				err := s.RecordUsage(context.Background(), rec)
 				if errors.Is(err, ErrClosed) {
 					return

@@ -51,7 +51,7 @@ type APIKey struct {
 	IsActive          bool            `json:"is_active"`
 	Metadata          json.RawMessage `json:"metadata,omitempty"`
 	AllowedModels     []string        `json:"allowed_models,omitempty"`
-	MaxBudget         *float64        `json:"max_budget,omitempty"`
+	MaxBudget         *Money          `json:"max_budget,omitempty"`
 	BudgetDurationSec *int64          `json:"budget_duration_sec,omitempty"`
 	BudgetStartedAt   *time.Time      `json:"budget_started_at,omitempty"`
 	RPMLimit          *int64          `json:"rpm_limit,omitempty"`
@@ -61,7 +61,7 @@ type APIKey struct {
 // Budget is a spending template; each user on it has its own spend.
 type Budget struct {
 	BudgetID          string    `json:"budget_id"`
-	MaxBudget         *float64  `json:"max_budget,omitempty"`
+	MaxBudget         *Money    `json:"max_budget,omitempty"`
 	BudgetDurationSec *int64    `json:"budget_duration_sec,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
@@ -89,7 +89,7 @@ type UsageRecord struct {
 	PromptTokens     int64     `json:"prompt_tokens"`
 	CompletionTokens int64     `json:"completion_tokens"`
 	TotalTokens      int64     `json:"total_tokens"`
-	Cost             float64   `json:"cost"`
+	Cost             Money     `json:"cost"`
 	Status           string    `json:"status"` // "success" or "error"
 	StatusCode       int       `json:"status_code"`
 	LatencyMS        int64     `json:"latency_ms"`
@@ -115,7 +115,7 @@ const (
 // an owner are its budget history: each is a reset's previous spend.
 type SpendPeriod struct {
 	Start time.Time `json:"start"`
-	Spend float64   `json:"spend"`
+	Spend Money     `json:"spend"`
 }
 
 // UsageFilter selects usage records. Zero fields do not filter.

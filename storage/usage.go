@@ -50,6 +50,8 @@ func newUsageRequest(rec *UsageRecord) (*usageRequest, error) {
 		return nil, errors.New("empty record id")
 	case rec.Timestamp.IsZero():
 		return nil, errors.New("zero timestamp")
+	case rec.Cost < 0:
+		return nil, fmt.Errorf("negative cost %s", rec.Cost)
 	case strings.Contains(rec.UserID, indexSeparator):
 		return nil, fmt.Errorf("invalid user id %q", rec.UserID)
 	case strings.Contains(rec.APIKeyID, indexSeparator):

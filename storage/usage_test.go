@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"sync"
 	"testing"
@@ -19,11 +18,11 @@ func TestRecordUsageConcurrent(t *testing.T) {
 	key := mustCreateKey(t, s, "olga")
 
 	const goroutines, perGoroutine = 50, 10
-	costs := []float64{0.25, 0.5, 0, 1.125, 2}
+	costs := []Money{Dollars(0.25), Dollars(0.5), 0, Dollars(1.125), Dollars(2)}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
-		want float64
+		want Money
 		ids  = map[string]bool{}
 	)
 	for g := range goroutines {
@@ -82,7 +81,7 @@ func TestRecordUsageWithoutUserOrKey(t *testing.T) {
 	t.Parallel()
 	s := newTestStore(t)
 
-	rec := &UsageRecord{ID: "r1", UserID: "unknown", APIKeyID: "unknown-key", Timestamp: testTime, Cost: 1}
+	rec := &UsageRecord{ID: "r1", UserID: "unknown", APIKeyID: "unknown-key", Timestamp: testTime, Cost: Dollars(1)}
 	if err := s.RecordUsage(context.Background(), rec); err != nil {
 		t.Fatalf("RecordUsage: %v", err)
 	}
@@ -115,7 +114,7 @@ func TestRecordUsageRejects(t *testing.T) {
 	}{
 		{"no id", context.Background(), UsageRecord{Timestamp: testTime}, nil},
 		{"no timestamp", context.Background(), UsageRecord{ID: "r"}, nil},
-		{"NaN cost", context.Background(), UsageRecord{ID: "r", Timestamp: testTime, Cost: math.NaN()}, nil},
+		{"negative cost", context.Background(), UsageRecord{ID: "r", Timestamp: testTime, Cost: -1}, nil},
 		{"NUL in user id", context.Background(), UsageRecord{ID: "r", Timestamp: testTime, UserID: "a\x00"}, nil},
 		{"canceled context", canceled, UsageRecord{ID: "r", Timestamp: testTime}, context.Canceled},
 	}
@@ -153,7 +152,7 @@ func TestListUsageFilters(t *testing.T) {
 	for i := range records {
 		records[i].Provider = "openai"
 		records[i].Status = "success"
-		records[i].Cost = 0.5
+		records[i].Cost = Dollars(0.5)
 		if err := s.RecordUsage(context.Background(), &records[i]); err != nil {
 			t.Fatalf("RecordUsage: %v", err)
 		}
@@ -239,7 +238,7 @@ func TestListUsageByUserStaysInIndex(t *testing.T) {
 			UserID:    "busy",
 			APIKeyID:  "busy-key",
 			Timestamp: testTime.Add(time.Duration(i) * time.Second),
-			Cost:      0.25,
+			Cost:      Dollars(0.25),
 		}
 		if i%(busy/quiet) == 0 && i/(busy/quiet) < quiet {
 			rec.UserID, rec.APIKeyID = "quiet", "quiet-key"
@@ -312,7 +311,7 @@ func TestSpendIsKeptPerPeriod(t *testing.T) {
 	}{{p1, 0.5}, {p1, 0.25}, {p2, 2}} {
 		rec := &UsageRecord{
 			ID: newID(t), UserID: "pia", APIKeyID: key.ID, Timestamp: testTime.Add(time.Duration(i) * time.Minute),
-			Cost: c.cost, UserPeriod: c.period, KeyPeriod: c.period,
+			Cost: Dollars(c.cost), UserPeriod: c.period, KeyPeriod: c.period,
 		}
 		if err := s.RecordUsage(context.Background(), rec); err != nil {
 			t.Fatal(err)
@@ -332,7 +331,7 @@ func TestSpendIsKeptPerPeriod(t *testing.T) {
 		{SpendOfUser, "nobody", p1, 0},
 	} {
 		got, err := s.GetSpend(tt.owner, tt.id, tt.start)
-		if err != nil || got != tt.want {
+		if err != nil || got != Dollars(tt.want) {
 			t.Errorf("GetSpend(%c, %s, %v) = %v, %v; want %v", tt.owner, tt.id, tt.start, got, err, tt.want)
 		}
 	}
@@ -340,7 +339,7 @@ func TestSpendIsKeptPerPeriod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(periods) != 2 || !periods[0].Start.Equal(p2) || periods[0].Spend != 2 || !periods[1].Start.Equal(p1) || periods[1].Spend != 0.75 {
+	if len(periods) != 2 || !periods[0].Start.Equal(p2) || periods[0].Spend != Dollars(2) || !periods[1].Start.Equal(p1) || periods[1].Spend != Dollars(0.75) {
 		t.Fatalf("periods = %+v", periods)
 	}
 	if err := s.DeleteKey(key.ID); err != nil {

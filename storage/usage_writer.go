@@ -19,7 +19,7 @@ const (
 type usageRequest struct {
 	userID     string
 	keyID      string
-	cost       float64
+	cost       Money
 	userPeriod time.Time
 	keyPeriod  time.Time
 	suffix     []byte     // timestamp and id, shared by the record's three keys
@@ -77,7 +77,7 @@ func (s *Store) commitUsage(batch []*usageRequest) {
 // the records name. Each counter is read once and written once, however
 // many records add to it.
 func applyUsage(txn *badger.Txn, batch []*usageRequest) error {
-	counters := make(map[string]float64)
+	counters := make(map[string]Money)
 	for _, req := range batch {
 		if err := txn.Set(usageTimeKey(req.suffix), req.value); err != nil {
 			return err
@@ -115,7 +115,7 @@ func applyUsage(txn *badger.Txn, batch []*usageRequest) error {
 }
 
 // addSpend adds cost to the counter under key, reading it on first use.
-func addSpend(txn *badger.Txn, counters map[string]float64, key []byte, cost float64) error {
+func addSpend(txn *badger.Txn, counters map[string]Money, key []byte, cost Money) error {
 	spend, ok := counters[string(key)]
 	if !ok {
 		var err error

@@ -116,7 +116,7 @@ func main() {
 
 	// Usage records, oldest first, evenly over the period.
 	const promptTokens, completionTokens = 12, 250
-	cost := promptTokens/1e6*0.15 + completionTokens/1e6*0.60
+	cost := storage.TokenCost(promptTokens, completionTokens, 0.15, 0.60)
 	span := time.Duration(*days) * 24 * time.Hour
 	step := time.Duration(0)
 	if *records > 0 {
