@@ -2,6 +2,7 @@ package llmgateway
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 
 	"github.com/tidwall/gjson"
@@ -9,22 +10,53 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
-// maxCompletionTokens is the most completion tokens a request may
-// produce: max_completion_tokens, max_tokens (chat, Anthropic) or
-// max_output_tokens (Responses), else the configured default, times n
-// choices.
-func maxCompletionTokens(root gjson.Result, fallback int) int64 {
-	limit := int64(fallback)
-	for _, field := range [...]string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
-		if v := root.Get(field); v.Type == gjson.Number && v.Int() > 0 {
-			limit = v.Int()
-			break
+// maxTokensCeiling caps a max-tokens field as read for a reservation, so
+// that a silly value cannot overflow the arithmetic (it is still refused:
+// no budget holds 10^9 tokens of any priced model).
+const maxTokensCeiling = 1_000_000_000
+
+// completionBound is the most completion tokens the provider can produce
+// for the request: the max-tokens field it obeys for this endpoint and
+// format (the largest of those it may obey), else fallback, times n
+// choices. It must agree with what the translations send.
+func completionBound(root gjson.Result, ep endpointKind, format apiFormat, fallback int) int64 {
+	var limit int64
+	switch {
+	case ep == kindEmbeddings:
+		return 0
+	case ep == kindResponses:
+		limit = maxTokensField(root.Get("max_output_tokens"))
+	case ep == kindMessages:
+		// Native, and translated: chatRequestFromAnthropic sends max_tokens.
+		limit = maxTokensField(root.Get("max_tokens"))
+	case format == formatAnthropic:
+		// anthropicRequestFromChat sends the first of the two that is set.
+		for _, field := range [...]string{"max_completion_tokens", "max_tokens"} {
+			if v := root.Get(field); v.Exists() && v.Type != gjson.Null {
+				limit = maxTokensField(v)
+				break
+			}
 		}
+	default:
+		// An OpenAI-compatible server may obey either field.
+		limit = max(maxTokensField(root.Get("max_completion_tokens")), maxTokensField(root.Get("max_tokens")))
 	}
-	if n := root.Get("n"); n.Type == gjson.Number && n.Int() > 1 {
+	if limit <= 0 {
+		limit = int64(fallback)
+	}
+	if n := root.Get("n"); ep == kindChat && n.Type == gjson.Number && n.Int() > 1 {
 		limit *= min(n.Int(), 128)
 	}
 	return limit
+}
+
+// maxTokensField reads a max-tokens value, rounding a fraction up; 0 when
+// it is absent or not a positive number.
+func maxTokensField(v gjson.Result) int64 {
+	if v.Type != gjson.Number || v.Float() <= 0 {
+		return 0
+	}
+	return int64(math.Ceil(min(v.Float(), maxTokensCeiling)))
 }
 
 // admit applies the rate limits: the configured requests per minute of the
@@ -57,11 +89,11 @@ func (g *Gateway) admit(w http.ResponseWriter, c *call, key *storage.APIKey, use
 	return nil
 }
 
-// reserveBudget holds the call's worst-case cost against the user's and
-// the key's budgets. A model priced at zero is always allowed; a model
+// reserveBudget holds the call's worst-case cost (its token bounds at the
+// current price) against the user's and the key's budgets. A model priced at zero is always allowed; a model
 // with no price cannot be billed to a budget, so a user or key that has
 // one is refused.
-func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User, completion int64) error {
+func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User) error {
 	now := g.now()
 	budget, sched, err := g.userSchedule(user)
 	if err != nil {
@@ -100,7 +132,7 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 			limits[i].max = nil // free models are always allowed
 		}
 	default:
-		amount = priceTokens(price, c.prompt, completion)
+		amount = priceTokens(price, c.promptBound, c.completionBound)
 	}
 	res, err := g.state.ledger.reserve(limits, amount)
 	if err != nil {

@@ -403,6 +403,15 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 	switch {
 	case a.usageSeen:
 		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = a.promptTokens, a.completionTokens, "provider"
+		if rec.PromptTokens > c.promptBound || rec.CompletionTokens > c.completionBound && c.endpoint != endpointEmbeddings {
+			// More than an honest provider can bill for this request: it
+			// is billed as reported (the operator pays it) and flagged.
+			rec.ExceededReservation = true
+			g.logger.Warn("provider reported more tokens than the request allowed",
+				zap.String("request_id", c.requestID), zap.String("provider", c.provider), zap.String("model", c.model),
+				zap.Int64("prompt_tokens", rec.PromptTokens), zap.Int64("prompt_bound", c.promptBound),
+				zap.Int64("completion_tokens", rec.CompletionTokens), zap.Int64("completion_bound", c.completionBound))
+		}
 	case a.statusCode >= 200 && a.statusCode < 300:
 		// Tokens were produced (or at least the prompt was read) but the
 		// provider did not say how many: never bill that as zero.

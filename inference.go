@@ -93,10 +93,14 @@ type call struct {
 	translate    translation
 	clientModel  string // the model as the client named it
 	stream       bool
-	stripUsage   bool         // the client asked for no usage chunk
-	prompt       int64        // estimated prompt tokens
-	res          *reservation // budget held until the call settles
-	ticket       *rateTicket  // rate-limit entries to settle with real tokens
+	stripUsage   bool  // the client asked for no usage chunk
+	prompt       int64 // estimated prompt tokens, billed when the provider reports none
+	// promptBound and completionBound are the most tokens an honest
+	// provider can bill for the request: what its reservation holds.
+	promptBound     int64
+	completionBound int64
+	res             *reservation // budget held until the call settles
+	ticket          *rateTicket  // rate-limit entries to settle with real tokens
 }
 
 // prepareCall authenticates and validates an inference request and patches
@@ -173,15 +177,13 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	}
 	c.up, c.provider, c.model = up, provider, model
 	c.prompt = estimatePromptTokens(body)
-	completion := int64(0)
-	if ep.kind != kindEmbeddings {
-		completion = maxCompletionTokens(root, g.DefaultMaxTokens)
-	}
+	c.promptBound = promptTokenBound(root, body)
+	c.completionBound = completionBound(root, ep.kind, up.format, g.DefaultMaxTokens)
 
-	if err := g.admit(w, c, p.key, user, c.prompt+completion); err != nil {
+	if err := g.admit(w, c, p.key, user, c.prompt+c.completionBound); err != nil {
 		return nil, err
 	}
-	if err := g.reserveBudget(c, p.key, user, completion); err != nil {
+	if err := g.reserveBudget(c, p.key, user); err != nil {
 		return nil, err
 	}
 	if p.key != nil && !modelAllowed(p.key.AllowedModels, provider, model) {

@@ -1,6 +1,9 @@
 package llmgateway
 
 import (
+	"bytes"
+	"strings"
+
 	"github.com/tidwall/gjson"
 )
 
@@ -75,4 +78,86 @@ func textBytes(v gjson.Result) int {
 		return n
 	}
 	return 0
+}
+
+// Bounds of what a prompt can cost beyond its bytes. Reservations use them:
+// they must hold for an honest provider, not be close on average.
+const (
+	// imageTokenBound is one image, however it is sent: providers resize
+	// images to a fixed maximum (Anthropic about 1,600 tokens, OpenAI's
+	// tile and patch models at most about 3,800 at high detail).
+	imageTokenBound = 10_000
+	// toolsTokenBound is the tool-use instructions a provider adds to the
+	// prompt when a request has tools (Anthropic documents about 350).
+	toolsTokenBound = 1_000
+	// builtinToolTokenBound is the hidden definition of one provider-defined
+	// tool (a type other than function or custom; Anthropic's computer use
+	// is about 750 tokens).
+	builtinToolTokenBound = 2_000
+)
+
+// promptTokenBound is the most prompt tokens an honest provider can count
+// for body: no tokenizer makes more tokens of text than it has bytes, and
+// the JSON around each message is longer than the few tokens of a chat
+// template, so the body's size bounds the text. Inline image data is
+// replaced by imageTokenBound per image; tools add their instructions.
+// Content the body only refers to (previous_response_id, file ids,
+// documents by URL, what built-in tools fetch) is not bounded.
+func promptTokenBound(root gjson.Result, body []byte) int64 {
+	bound := int64(len(body))
+	if bytes.Contains(body, []byte("image")) {
+		images, inline := imageParts(root, 0)
+		bound += images*imageTokenBound - inline
+	}
+	if tools := root.Get("tools"); tools.IsArray() && len(tools.Raw) > 2 {
+		bound += toolsTokenBound
+		tools.ForEach(func(_, tool gjson.Result) bool {
+			switch tool.Get("type").Str {
+			case "", "function", "custom":
+			default:
+				bound += builtinToolTokenBound
+			}
+			return true
+		})
+	}
+	return max(bound, 1)
+}
+
+// imageParts counts the image content parts under v (chat image_url,
+// Responses input_image, Anthropic image blocks, at any depth: tool results
+// hold images too) and the bytes of their inline data.
+func imageParts(v gjson.Result, depth int) (images, inline int64) {
+	if depth > maxJSONDepth {
+		return 0, 0
+	}
+	if v.IsObject() {
+		var data gjson.Result
+		switch v.Get("type").Str {
+		case "image_url":
+			if data = v.Get("image_url.url"); !data.Exists() {
+				data = v.Get("image_url")
+			}
+		case "input_image":
+			data = v.Get("image_url")
+		case "image":
+			if data = v.Get("source.data"); !data.Exists() {
+				data = v.Get("source.url")
+			}
+		}
+		if data.Exists() || v.Get("type").Str == "input_image" {
+			images++
+			if data.Type == gjson.String && (v.Get("type").Str == "image" && v.Get("source.type").Str == "base64" || strings.HasPrefix(data.Str, "data:")) {
+				inline += int64(len(data.Raw))
+			}
+			return images, inline
+		}
+	}
+	if v.IsObject() || v.IsArray() {
+		v.ForEach(func(_, child gjson.Result) bool {
+			i, n := imageParts(child, depth+1)
+			images, inline = images+i, inline+n
+			return true
+		})
+	}
+	return images, inline
 }

@@ -27,6 +27,9 @@ type usageResponse struct {
 	LatencyMS        int64         `json:"latency_ms"`
 	ErrorMessage     *string       `json:"error_message"`
 	UsageSource      string        `json:"usage_source"`
+	// UsageExceededReservation flags a provider that reported more tokens
+	// than the request allowed (ours).
+	UsageExceededReservation bool `json:"usage_exceeded_reservation"`
 }
 
 func usageResponses(records []storage.UsageRecord) []usageResponse {
@@ -49,6 +52,8 @@ func usageResponses(records []storage.UsageRecord) []usageResponse {
 			StatusCode:       rec.StatusCode,
 			LatencyMS:        rec.LatencyMS,
 			UsageSource:      rec.UsageSource,
+
+			UsageExceededReservation: rec.ExceededReservation,
 		}
 		if rec.APIKeyID != "" {
 			out[i].APIKeyID = &rec.APIKeyID

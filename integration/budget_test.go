@@ -8,15 +8,15 @@ import (
 	"testing"
 )
 
-// Worst case of a budget test request: the prompt "hi" is estimated at 8
-// tokens (4 per message + 1 + 3 priming) and max_tokens is 10; the mock
-// then reports 11 prompt and 7 completion tokens.
+// Worst case of a budget test request: the prompt is bounded by the
+// body's bytes (no tokenizer makes more tokens than bytes) and max_tokens
+// is 10; the mock then reports 11 prompt and 7 completion tokens.
 const (
 	budgetRequest   = `{"model":"mock:ok","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
-	budgetInPrice   = 1_000_000.0  // $1 per prompt token
-	budgetOutPrice  = 10_000_000.0 // $10 per completion token
-	reservedCost    = 8*1 + 10*10  // $108 held while a request is in flight
-	actualCost      = 11*1 + 7*10  // $81 charged when it settles
+	budgetInPrice   = 1_000_000.0                  // $1 per prompt token
+	budgetOutPrice  = 10_000_000.0                 // $10 per completion token
+	reservedCost    = len(budgetRequest)*1 + 10*10 // held while a request is in flight
+	actualCost      = 11*1 + 7*10                  // $81 charged when it settles
 	allowedRequests = 10
 )
 
@@ -164,16 +164,16 @@ func TestBudgetRules(t *testing.T) {
 	expect(t, chat(key, "mock:free"), 200)
 	expectError(t, chat(key, "mock:no-usage"), 403, "No price is configured for model 'mock:no-usage'; it cannot be billed to User 'frank''s budget")
 
-	// Settlement: one request's reservation ($108) does not fit twice in
-	// $190, but its real cost ($81) leaves room for the next at once.
+	// Settlement: one request's reservation does not fit twice in the
+	// budget, but its real cost ($81) leaves room for the next at once.
 	var b struct {
 		BudgetID string `json:"budget_id"`
 	}
-	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": 190}), 200).JSON(t, &b)
+	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": actualCost + reservedCost + 1}), 200).JSON(t, &b)
 	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "gina", "budget_id": b.BudgetID}), 200)
 	_, gk := ig.newKey(t, map[string]any{"user_id": "gina"})
 	expect(t, chat(gk, "mock:ok"), 200)
-	expect(t, chat(gk, "mock:ok"), 200) // 81 + 108 ≤ 190
+	expect(t, chat(gk, "mock:ok"), 200) // 81 + reservation ≤ budget < 2 × reservation
 	if spend := ig.spend(t, "/v1/users/gina"); spend != 2*actualCost {
 		t.Fatalf("spend = %v, want %v", spend, 2*actualCost)
 	}

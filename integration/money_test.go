@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -211,4 +213,112 @@ func TestDuplicateKeysAreRefusedBeforeAnythingIsBilledOrSent(t *testing.T) {
 	// The same bodies without the duplicate go through.
 	expect(t, mg.do("POST", "/v1/chat/completions", `{"model":"mock:free",`+msgs+`}`, "Authorization", "Bearer "+key), 200)
 	expect(t, mg.do("POST", "/v1/messages", `{"model":"claude:free","max_tokens":1,`+msgs+`}`, "Authorization", "Bearer "+key), 200)
+}
+
+// moneyRecord is a usage record with the fields the money tests check.
+type moneyRecord struct {
+	usageRecord
+	UsageExceededReservation bool `json:"usage_exceeded_reservation"`
+}
+
+func (mg *moneyGateway) records(t *testing.T, query string) []moneyRecord {
+	t.Helper()
+	var out []moneyRecord
+	expect(t, mg.adminDo("GET", "/v1/usage?limit=1000&"+query, nil), 200).JSON(t, &out)
+	return out
+}
+
+// TestHonestWorstCaseNeverOverspends: 200 parallel requests on a $1
+// budget, to a provider that bills the most an honest provider can (a
+// token per byte of the request, every completion token allowed), over
+// chat, streams, Responses and Messages, never spend more than $1. When
+// the reservation was a 4-bytes-per-token estimate and read max_tokens
+// where the provider obeyed max_completion_tokens, 16 requests were
+// admitted and spent $3.23.
+func TestHonestWorstCaseNeverOverspends(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:worst 100 400
+		price claude:worst 100 400`)
+	key := mg.userOnBudget(t, "wendy", 1, nil)
+	text := strings.Repeat("tell me more ", 5)
+	bodies := []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"mock:worst","max_tokens":20,"max_completion_tokens":100,"messages":[{"role":"user","content":"` + text + `"}]}`},
+		{"/v1/chat/completions", `{"model":"mock:worst","stream":true,"stream_options":{"include_usage":true},"max_tokens":100,"messages":[{"role":"user","content":"` + text + `"}]}`},
+		{"/v1/responses", `{"model":"mock:worst","max_output_tokens":100,"max_tokens":1,"input":"` + text + `"}`},
+		{"/v1/messages", `{"model":"claude:worst","max_tokens":100,"max_completion_tokens":1,"messages":[{"role":"user","content":"` + text + `"}]}`},
+	}
+	var mu sync.Mutex
+	successes := 0
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			b := bodies[i%len(bodies)]
+			r := mg.do("POST", b.path, b.body, "Authorization", "Bearer "+key)
+			switch r.Status {
+			case 200:
+				mu.Lock()
+				successes++
+				mu.Unlock()
+			case 403:
+			default:
+				t.Errorf("%s: status %d: %s", b.path, r.Status, r.Body)
+			}
+		})
+	}
+	wg.Wait()
+	spend := mg.spendOf(t, "/v1/users/wendy")
+	var sum float64
+	recs := mg.records(t, "user_id=wendy")
+	for _, rec := range recs {
+		sum += rec.Cost
+		if rec.UsageExceededReservation || rec.UsageSource != "provider" {
+			t.Errorf("record %+v", rec)
+		}
+	}
+	t.Logf("%d admitted, spend $%.4f", successes, spend)
+	if successes == 0 || len(recs) != successes {
+		t.Fatalf("%d successes, %d records", successes, len(recs))
+	}
+	if spend > 1+1e-9 || math.Abs(sum-spend) > 1e-9 {
+		t.Fatalf("spend $%v (records $%v) on a $1 budget", spend, sum)
+	}
+}
+
+func (mg *moneyGateway) spendOf(t *testing.T, path string) float64 {
+	t.Helper()
+	var v struct{ Spend float64 }
+	expect(t, mg.adminDo("GET", path, nil), 200).JSON(t, &v)
+	return v.Spend
+}
+
+// TestUsageBeyondTheRequestIsBilledAndFlagged: a provider that reports
+// more than the request allowed is billed what it reported, and the
+// record says so.
+func TestUsageBeyondTheRequestIsBilledAndFlagged(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:usage-100000-5 1 1
+		price mock:usage-10-5 1 1
+		price mock:usage-10-50 1 1`)
+	key := mg.newKey(map[string]any{"user_id": "olga"}).Key
+	for _, tc := range []struct {
+		model    string
+		flagged  bool
+		wantCost float64
+	}{
+		{"usage-10-5", false, 15e-6},
+		{"usage-100000-5", true, 100005e-6},
+		{"usage-10-50", true, 60e-6},
+	} {
+		r := expect(t, mg.do("POST", "/v1/chat/completions", `{"model":"mock:`+tc.model+`","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+key), 200)
+		id := r.Header.Get("X-Request-Id")
+		var rec *moneyRecord
+		for _, x := range mg.records(t, "user_id=olga") {
+			if x.RequestID == id {
+				rec = &x
+			}
+		}
+		if rec == nil || rec.UsageExceededReservation != tc.flagged || math.Abs(rec.Cost-tc.wantCost) > 1e-12 || rec.UsageSource != "provider" {
+			t.Fatalf("%s: record %+v", tc.model, rec)
+		}
+	}
 }

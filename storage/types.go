@@ -95,6 +95,9 @@ type UsageRecord struct {
 	LatencyMS        int64     `json:"latency_ms"`
 	ErrorMessage     string    `json:"error_message,omitempty"`
 	UsageSource      string    `json:"usage_source"` // "provider" or "estimated"
+	// ExceededReservation marks a provider report of more tokens than the
+	// request allowed; Cost is what the provider reported all the same.
+	ExceededReservation bool `json:"exceeded_reservation,omitempty"`
 	// UserPeriod and KeyPeriod are the starts of the budget periods of the
 	// user and of the key that Cost is charged to (see GetSpend).
 	UserPeriod time.Time `json:"user_period,omitzero"`

@@ -1,0 +1,105 @@
+package llmgateway
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+func TestCompletionBoundIsTheFieldTheProviderObeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		ep     endpointKind
+		format apiFormat
+		body   string
+		want   int64
+	}{
+		{"chat default", kindChat, formatOpenAI, `{}`, 4096},
+		{"chat max_tokens", kindChat, formatOpenAI, `{"max_tokens":10}`, 10},
+		{"chat the larger of both", kindChat, formatOpenAI, `{"max_completion_tokens":1,"max_tokens":16}`, 16},
+		{"chat the larger of both, other order", kindChat, formatOpenAI, `{"max_tokens":1,"max_completion_tokens":16}`, 16},
+		{"chat ignores max_output_tokens", kindChat, formatOpenAI, `{"max_output_tokens":1}`, 4096},
+		{"chat times n", kindChat, formatOpenAI, `{"max_tokens":10,"n":3}`, 30},
+		{"chat n capped", kindChat, formatOpenAI, `{"max_tokens":10,"n":100000}`, 1280},
+		{"chat fraction rounds up", kindChat, formatOpenAI, `{"max_tokens":1.5}`, 2},
+		{"chat zero is the default", kindChat, formatOpenAI, `{"max_tokens":0}`, 4096},
+		{"chat huge is capped", kindChat, formatOpenAI, `{"max_tokens":1e300}`, maxTokensCeiling},
+		{"chat to anthropic: first set", kindChat, formatAnthropic, `{"max_completion_tokens":5,"max_tokens":16}`, 5},
+		{"chat to anthropic: max_tokens", kindChat, formatAnthropic, `{"max_completion_tokens":null,"max_tokens":16}`, 16},
+		{"messages", kindMessages, formatAnthropic, `{"max_tokens":4096,"max_completion_tokens":1}`, 4096},
+		{"messages translated", kindMessages, formatOpenAI, `{"max_tokens":4096,"max_completion_tokens":1}`, 4096},
+		{"messages ignores n", kindMessages, formatAnthropic, `{"max_tokens":7,"n":5}`, 7},
+		{"responses", kindResponses, formatOpenAI, `{"max_output_tokens":50,"max_tokens":1}`, 50},
+		{"responses ignores max_tokens", kindResponses, formatOpenAI, `{"max_tokens":1}`, 4096},
+		{"embeddings", kindEmbeddings, formatOpenAI, `{"max_tokens":100}`, 0},
+	}
+	for _, tt := range tests {
+		if got := completionBound(gjson.Parse(tt.body), tt.ep, tt.format, 4096); got != tt.want {
+			t.Errorf("%s: completionBound = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestCompletionBoundMatchesTranslations: a translated request is reserved
+// for the max_tokens the translation sends.
+func TestCompletionBoundMatchesTranslations(t *testing.T) {
+	t.Parallel()
+	chats := []string{
+		`{"model":"x","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"x","max_completion_tokens":3,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"x","max_tokens":16,"max_completion_tokens":30,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"x","messages":[{"role":"user","content":"hi"}]}`,
+	}
+	for _, body := range chats {
+		out, err := anthropicRequestFromChat([]byte(body), "m", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent, bound := gjson.GetBytes(out, "max_tokens").Int(), completionBound(gjson.Parse(body), kindChat, formatAnthropic, 4096); bound < sent {
+			t.Errorf("%s: reserved %d, sent %d", body, bound, sent)
+		}
+	}
+	messages := []string{
+		`{"model":"x","max_tokens":4096,"max_completion_tokens":1,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"x","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`,
+	}
+	for _, body := range messages {
+		out, err := chatRequestFromAnthropic([]byte(body), "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := gjson.ParseBytes(out)
+		sent := max(root.Get("max_tokens").Int(), root.Get("max_completion_tokens").Int())
+		if bound := completionBound(gjson.Parse(body), kindMessages, formatOpenAI, 4096); bound < sent {
+			t.Errorf("%s: reserved %d, sent %d", body, bound, sent)
+		}
+	}
+}
+
+func TestPromptTokenBound(t *testing.T) {
+	t.Parallel()
+	b64 := `"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="`
+	tests := []struct {
+		name  string
+		body  string
+		extra int64 // beyond the body's bytes, less inline image data
+		data  string
+	}{
+		{"text", `{"messages":[{"role":"user","content":"héllo wörld"}]}`, 0, ""},
+		{"image by URL", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`, imageTokenBound, ""},
+		{"inline image", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":` + b64 + `}}]}]}`, imageTokenBound, b64},
+		{"responses input_image by file", `{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]}`, imageTokenBound, ""},
+		{"anthropic base64 in a tool result", `{"messages":[{"role":"user","content":[{"type":"tool_result","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"QUJD"}}]}]}]}`, imageTokenBound, `"QUJD"`},
+		{"the word image in text", `{"messages":[{"role":"user","content":"an image"}]}`, 0, ""},
+		{"tools", `{"tools":[{"type":"function","function":{"name":"f"}}]}`, toolsTokenBound, ""},
+		{"built-in tool", `{"tools":[{"type":"computer_20250124","name":"computer"}]}`, toolsTokenBound + builtinToolTokenBound, ""},
+		{"empty tools", `{"tools":[]}`, 0, ""},
+	}
+	for _, tt := range tests {
+		want := int64(len(tt.body)-len(tt.data)) + tt.extra
+		if got := promptTokenBound(gjson.Parse(tt.body), []byte(tt.body)); got != want {
+			t.Errorf("%s: promptTokenBound = %d, want %d", tt.name, got, want)
+		}
+	}
+}
