@@ -128,8 +128,10 @@ func (g *Gateway) updateBudget(w http.ResponseWriter, r *http.Request, id string
 			if req.MaxBudget != nil {
 				b.MaxBudget = req.MaxBudget
 			}
-			if req.BudgetDurationSec != nil {
-				b.BudgetDurationSec = req.BudgetDurationSec
+			if d := req.BudgetDurationSec; d != nil && (b.BudgetDurationSec == nil || *b.BudgetDurationSec != *d) {
+				// Users keep their current periods (see budgetSchedule).
+				b.DurationChanges = append(b.DurationChanges, storage.DurationChange{At: now, PreviousSec: b.BudgetDurationSec})
+				b.BudgetDurationSec = d
 			}
 			b.UpdatedAt = now
 			return nil

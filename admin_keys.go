@@ -133,7 +133,10 @@ func (l *keyLimits) validate() error {
 	return nil
 }
 
-// apply copies the given limits onto k; a budget change starts a new period.
+// apply copies the given limits onto k. Changing a limit never changes
+// spend; only the schedule starts periods. A new max_budget applies to the
+// current period; a new budget_duration_sec takes effect when the current
+// period ends (see budgetPeriod.withDuration).
 func (l *keyLimits) apply(k *storage.APIKey, now time.Time) {
 	if l.AllowedModels != nil {
 		models := make([]string, len(*l.AllowedModels))
@@ -142,16 +145,18 @@ func (l *keyLimits) apply(k *storage.APIKey, now time.Time) {
 		}
 		k.AllowedModels = models
 	}
-	budgetChanged := false
+	if (l.MaxBudget != nil || l.BudgetDurationSec != nil) && k.BudgetStartedAt == nil {
+		anchor := k.CreatedAt // where the schedule has been running from
+		k.BudgetStartedAt = &anchor
+	}
 	if l.MaxBudget != nil {
-		k.MaxBudget, budgetChanged = l.MaxBudget, true
+		k.MaxBudget = l.MaxBudget
 	}
-	if l.BudgetDurationSec != nil {
-		k.BudgetDurationSec, budgetChanged = l.BudgetDurationSec, true
-	}
-	if budgetChanged {
-		started := now
-		k.BudgetStartedAt = &started
+	if d := l.BudgetDurationSec; d != nil && (k.BudgetDurationSec == nil || *k.BudgetDurationSec != *d) {
+		if now.After(*k.BudgetStartedAt) { // not a key being created
+			k.DurationChanges = append(k.DurationChanges, storage.DurationChange{At: now, PreviousSec: k.BudgetDurationSec})
+		}
+		k.BudgetDurationSec = d
 	}
 	if l.RPMLimit != nil {
 		k.RPMLimit = l.RPMLimit

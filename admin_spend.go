@@ -51,7 +51,11 @@ func (g *Gateway) writeSpendHistory(w http.ResponseWriter, r *http.Request, owne
 	out := make([]spendPeriodResponse, len(periods))
 	for i, p := range periods {
 		out[i] = spendPeriodResponse{PeriodStart: p.Start, Spend: p.Spend}
-		if sched.duration > 0 && !p.Start.Before(sched.anchor) {
+		switch {
+		case !sched.first.IsZero() && p.Start.Equal(sched.first):
+			end := sched.anchor
+			out[i].PeriodEnd = &end
+		case sched.duration > 0 && !p.Start.Before(sched.anchor):
 			end := p.Start.Add(sched.duration)
 			out[i].PeriodEnd = &end
 		}

@@ -243,7 +243,9 @@ func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) 
 			if req.Metadata != nil {
 				u.Metadata = json.RawMessage(req.Metadata)
 			}
-			if budget != nil {
+			// Naming the budget the user is already on changes nothing: its
+			// period and spend go on. Another budget starts a period now.
+			if budget != nil && (u.BudgetID == nil || *u.BudgetID != budget.BudgetID) {
 				assignBudget(u, budget, now)
 			}
 			u.UpdatedAt = now

@@ -52,14 +52,20 @@ func newLedger(store gatewayStore) *ledger {
 
 // budgetPeriod is the schedule of a budget: periods start at anchor and
 // last duration each (forever when duration is 0), so resets fall on
-// anchor + k × duration whenever the next request comes.
+// anchor + k × duration whenever the next request comes. When first is
+// set, one period starts at first and runs until anchor: the period that
+// was current when the duration changed (see withDuration).
 type budgetPeriod struct {
+	first    time.Time
 	anchor   time.Time
 	duration time.Duration
 }
 
 // start returns the start of the period holding now.
 func (p budgetPeriod) start(now time.Time) time.Time {
+	if !p.first.IsZero() && now.Before(p.anchor) {
+		return p.first
+	}
 	if p.duration <= 0 || now.Before(p.anchor) {
 		return p.anchor
 	}
@@ -69,11 +75,68 @@ func (p budgetPeriod) start(now time.Time) time.Time {
 
 // next returns when the period holding now ends, or nil if it never does.
 func (p budgetPeriod) next(now time.Time) *time.Time {
+	if !p.first.IsZero() && now.Before(p.anchor) {
+		t := p.anchor
+		return &t
+	}
 	if p.duration <= 0 {
 		return nil
 	}
 	t := p.start(now).Add(p.duration)
 	return &t
+}
+
+// withDuration is the schedule after the duration changed to d at time
+// at. A limit change never changes spend, so the period current at that
+// moment keeps its start and its end (a period that had no end ends one
+// new duration after the change); periods of the new length follow it.
+func (p budgetPeriod) withDuration(at time.Time, d time.Duration) budgetPeriod {
+	if d == p.duration {
+		return p
+	}
+	start := p.start(at)
+	if d <= 0 {
+		return budgetPeriod{anchor: start} // the current period never ends
+	}
+	end := at.Add(d)
+	if next := p.next(at); next != nil {
+		end = *next
+	}
+	return budgetPeriod{first: start, anchor: end, duration: d}
+}
+
+// scheduleOf returns the schedule of spend periods that started at anchor
+// and went through the duration changes (oldest first) to duration now;
+// changes at or before anchor were made before the schedule began.
+func scheduleOf(anchor time.Time, changes []storage.DurationChange, duration *int64) budgetPeriod {
+	var relevant []storage.DurationChange
+	for i, c := range changes {
+		if c.At.After(anchor) {
+			relevant = changes[i:]
+			break
+		}
+	}
+	p := budgetPeriod{anchor: anchor, duration: seconds(duration)}
+	if len(relevant) == 0 {
+		return p
+	}
+	p.duration = seconds(relevant[0].PreviousSec)
+	for i, c := range relevant {
+		after := duration
+		if i+1 < len(relevant) {
+			after = relevant[i+1].PreviousSec
+		}
+		p = p.withDuration(c.At, seconds(after))
+	}
+	return p
+}
+
+// seconds converts an optional duration in seconds; nil is 0 (forever).
+func seconds(sec *int64) time.Duration {
+	if sec == nil {
+		return 0
+	}
+	return time.Duration(*sec) * time.Second
 }
 
 // limit is one budget that applies to a request.
@@ -248,21 +311,18 @@ func (g *Gateway) userSchedule(u *storage.User) (*storage.Budget, budgetPeriod, 
 	if u.BudgetStartedAt != nil {
 		sched.anchor = *u.BudgetStartedAt
 	}
-	if b.BudgetDurationSec != nil {
-		sched.duration = time.Duration(*b.BudgetDurationSec) * time.Second
-	}
-	return b, sched, nil
+	// The template's duration changes after the assignment keep the
+	// user's periods as they were (see withDuration).
+	return b, scheduleOf(sched.anchor, b.DurationChanges, b.BudgetDurationSec), nil
 }
 
 // keySchedule returns the schedule of a key's spend periods: from when its
-// budget was set (else its creation), every budget_duration_sec.
+// budget was set (else its creation), every budget_duration_sec, through
+// the changes of that duration.
 func keySchedule(k *storage.APIKey) budgetPeriod {
-	sched := budgetPeriod{anchor: k.CreatedAt}
+	anchor := k.CreatedAt
 	if k.BudgetStartedAt != nil {
-		sched.anchor = *k.BudgetStartedAt
+		anchor = *k.BudgetStartedAt
 	}
-	if k.BudgetDurationSec != nil {
-		sched.duration = time.Duration(*k.BudgetDurationSec) * time.Second
-	}
-	return sched
+	return scheduleOf(anchor, k.DurationChanges, k.BudgetDurationSec)
 }

@@ -262,3 +262,41 @@ func TestRateLimiterTokensPerMinute(t *testing.T) {
 		t.Fatalf("settled tokens not freed: %v", err)
 	}
 }
+
+// A changed duration never changes spend: the period current at the change
+// keeps its start and its end, and periods of the new length follow.
+func TestScheduleKeepsTheCurrentPeriodWhenTheDurationChanges(t *testing.T) {
+	t.Parallel()
+	day := int64(24 * 3600)
+	week, month := 7*day, 30*day
+	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(days float64) time.Time { return anchor.Add(time.Duration(days * 24 * float64(time.Hour))) }
+	tests := []struct {
+		name      string
+		changes   []storage.DurationChange
+		duration  *int64
+		now       time.Time
+		wantStart time.Time
+		wantNext  *time.Time
+	}{
+		{"no change", nil, &month, at(40), at(30), ptrTo(at(60))},
+		{"shorter: the current period runs to its old end", []storage.DurationChange{{At: at(15), PreviousSec: &month}}, &week, at(20), at(0), ptrTo(at(30))},
+		{"shorter: weekly periods follow", []storage.DurationChange{{At: at(15), PreviousSec: &month}}, &week, at(38), at(37), ptrTo(at(44))},
+		{"longer", []storage.DurationChange{{At: at(3), PreviousSec: &week}}, &month, at(10), at(7), ptrTo(at(37))},
+		{"no duration before: one new duration after the change", []storage.DurationChange{{At: at(100)}}, &week, at(105), at(0), ptrTo(at(107))},
+		{"no duration before: then weekly", []storage.DurationChange{{At: at(100)}}, &week, at(108), at(107), ptrTo(at(114))},
+		{"two changes in one period: the last wins after it", []storage.DurationChange{{At: at(2), PreviousSec: &month}, {At: at(5), PreviousSec: &week}}, &day, at(31.5), at(31), ptrTo(at(32))},
+		{"changes before the anchor do not apply", []storage.DurationChange{{At: at(-5), PreviousSec: &month}}, &week, at(8), at(7), ptrTo(at(14))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := scheduleOf(anchor, tt.changes, tt.duration)
+			if got := p.start(tt.now); !got.Equal(tt.wantStart) {
+				t.Errorf("start = %v, want %v", got, tt.wantStart)
+			}
+			if got := p.next(tt.now); (got == nil) != (tt.wantNext == nil) || (got != nil && !got.Equal(*tt.wantNext)) {
+				t.Errorf("next = %v, want %v", got, tt.wantNext)
+			}
+		})
+	}
+}

@@ -56,6 +56,8 @@ type APIKey struct {
 	BudgetStartedAt   *time.Time      `json:"budget_started_at,omitempty"`
 	RPMLimit          *int64          `json:"rpm_limit,omitempty"`
 	TPMLimit          *int64          `json:"tpm_limit,omitempty"`
+	// DurationChanges are the changes of BudgetDurationSec, oldest first.
+	DurationChanges []DurationChange `json:"duration_changes,omitempty"`
 }
 
 // Budget is a spending template; each user on it has its own spend.
@@ -65,6 +67,17 @@ type Budget struct {
 	BudgetDurationSec *int64    `json:"budget_duration_sec,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
+	// DurationChanges are the changes of BudgetDurationSec, oldest first:
+	// with them each user's schedule keeps the period it was in when the
+	// duration changed.
+	DurationChanges []DurationChange `json:"duration_changes,omitempty"`
+}
+
+// DurationChange records that a budget's duration changed at At from
+// PreviousSec (nil: no duration) to the next change's or the budget's.
+type DurationChange struct {
+	At          time.Time `json:"at"`
+	PreviousSec *int64    `json:"previous_sec,omitempty"`
 }
 
 // Price is the cost of a model in USD per million tokens.
