@@ -322,6 +322,12 @@ func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) e
 		})
 		return err
 	})
+	if errors.Is(err, storage.ErrUserDeleted) {
+		// The user was deleted after checkOwnerNotDeleted looked.
+		if err := g.checkOwnerNotDeleted(id); err != nil {
+			return err
+		}
+	}
 	if err != nil {
 		return keyWriteError(id, err)
 	}

@@ -146,6 +146,9 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) error {
 		assignBudget(u, b, now)
 	}
 	err := g.adminWrite(func() error { return g.state.store.CreateUser(u) })
+	if errors.Is(err, storage.ErrBudgetMissing) {
+		return budgetNotFound(*req.BudgetID) // deleted since it was loaded
+	}
 	if errors.Is(err, storage.ErrExists) {
 		return newError(http.StatusConflict, "user_exists", fmt.Sprintf("User with id '%s' already exists", u.UserID))
 	}
@@ -253,6 +256,9 @@ func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) 
 		})
 		return err
 	})
+	if errors.Is(err, storage.ErrBudgetMissing) {
+		return budgetNotFound(*req.BudgetID) // deleted since it was loaded
+	}
 	if err != nil {
 		return userWriteError(id, err)
 	}

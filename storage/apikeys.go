@@ -13,7 +13,10 @@ import (
 // newUser (whose UserID must equal k.UserID) is created with it; with a nil
 // newUser CreateKey fails with ErrNotFound instead. It fails with
 // ErrUserDeleted when the user is soft deleted, and with ErrExists when the
-// key id or hash is taken.
+// key id or hash is taken. The key and the check of its user are one
+// transaction that also rewrites the user record, so a DeleteUser running
+// at the same time either sees the key and deactivates it or commits first
+// and makes this check fail.
 func (s *Store) CreateKey(k *APIKey, newUser *User) error {
 	if err := validateKey(k); err != nil {
 		return fmt.Errorf("creating key: %w", err)
@@ -41,6 +44,10 @@ func (s *Store) CreateKey(k *APIKey, newUser *User) error {
 			}
 		case err != nil:
 			return fmt.Errorf("user %s: %w", k.UserID, err)
+		default:
+			if err := touch(txn, userKey(k.UserID)); err != nil {
+				return err
+			}
 		}
 
 		if err := txn.Set(keyHashKey(k.KeyHash), []byte(k.ID)); err != nil {
@@ -139,7 +146,11 @@ func (s *Store) ListKeysByUser(userID string) ([]APIKey, error) {
 // old entry is removed and the new one written, and ErrExists is returned if
 // another key has the new hash. When fn changes UserID the per-user index
 // follows; the new user must exist (ErrNotFound) and be active
-// (ErrUserDeleted).
+// (ErrUserDeleted). A key is made active only while its user is not
+// deleted (ErrUserDeleted). A new owner, or the owner of a key made active,
+// is checked and rewritten in the same transaction, so the update and a
+// concurrent DeleteUser of that user are ordered: never an active key of a
+// deleted user.
 func (s *Store) UpdateKey(id string, fn func(*APIKey) error) (*APIKey, error) {
 	var k APIKey
 	err := s.update(func(txn *badger.Txn) error {
@@ -147,7 +158,7 @@ func (s *Store) UpdateKey(id string, fn func(*APIKey) error) (*APIKey, error) {
 		if err := getJSON(txn, apiKeyKey(id), &k); err != nil {
 			return err
 		}
-		oldHash, oldUser := k.KeyHash, k.UserID
+		oldHash, oldUser, wasActive := k.KeyHash, k.UserID, k.IsActive
 		if err := fn(&k); err != nil {
 			return &callbackError{err: err}
 		}
@@ -172,9 +183,26 @@ func (s *Store) UpdateKey(id string, fn func(*APIKey) error) (*APIKey, error) {
 			}
 		}
 
+		if k.IsActive && !wasActive && k.UserID == oldUser {
+			err := checkKeyOwner(txn, k.UserID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				// No user record to protect (never expected).
+			case err != nil:
+				return fmt.Errorf("owner %s: %w", k.UserID, err)
+			default:
+				if err := touch(txn, userKey(k.UserID)); err != nil {
+					return err
+				}
+			}
+		}
+
 		if k.UserID != oldUser {
 			if err := checkKeyOwner(txn, k.UserID); err != nil {
 				return fmt.Errorf("new owner %s: %w", k.UserID, err)
+			}
+			if err := touch(txn, userKey(k.UserID)); err != nil {
+				return err
 			}
 			if err := txn.Delete(keyUserKey(oldUser, id)); err != nil {
 				return err

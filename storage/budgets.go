@@ -86,10 +86,14 @@ func (s *Store) UpdateBudget(id string, fn func(*Budget) error) (*Budget, error)
 // UpdatedAt becomes now. It fails with ErrNotFound when there is no such
 // budget.
 //
-// The users are found by a scan of all users. They are updated in as many
-// transactions as needed to stay within Badger's transaction size limit;
-// the first one also deletes the budget. Should a later one fail, the
-// budget is gone while some users still name it, and the error says so.
+// The users are found by a scan of all users inside the first transaction,
+// which also deletes the budget: a user put on the budget concurrently
+// either commits first (the scan read that user, so this transaction
+// conflicts and runs again) or finds the budget gone (ErrBudgetMissing).
+// The users are updated in as many transactions as needed to stay within
+// Badger's transaction size limit; once the first has committed no user
+// can join the budget. Should a later one fail, the budget is gone while
+// some users still name it, and the error says so.
 func (s *Store) DeleteBudget(id string, now time.Time) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -98,15 +102,6 @@ func (s *Store) DeleteBudget(id string, now time.Time) error {
 	}
 
 	var userIDs []string
-	err := mapClosed(s.db.View(func(txn *badger.Txn) error {
-		var err error
-		userIDs, err = usersOnBudget(txn, id)
-		return err
-	}))
-	if err != nil {
-		return fmt.Errorf("deleting budget %s: finding its users: %w", id, err)
-	}
-
 	first := true
 	for first || len(userIDs) > 0 {
 		var done int
@@ -119,6 +114,9 @@ func (s *Store) DeleteBudget(id string, now time.Time) error {
 				}
 				if !found {
 					return ErrNotFound
+				}
+				if userIDs, err = usersOnBudget(txn, id); err != nil {
+					return fmt.Errorf("finding its users: %w", err)
 				}
 				if err := txn.Delete(budgetKey(id)); err != nil {
 					return err

@@ -41,6 +41,21 @@ func putJSON(txn *badger.Txn, key []byte, v any) error {
 	return txn.Set(key, val)
 }
 
+// touch rewrites the value under key unchanged. A transaction that read
+// key and commits after this one then conflicts and is retried: touch
+// makes a write depend on a record it only checked.
+func touch(txn *badger.Txn, key []byte) error {
+	item, err := txn.Get(key)
+	if err != nil {
+		return err
+	}
+	val, err := item.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	return txn.Set(key, val)
+}
+
 // exists reports whether key is present.
 func exists(txn *badger.Txn, key []byte) (bool, error) {
 	_, err := txn.Get(key)

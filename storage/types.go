@@ -16,6 +16,9 @@ var (
 	ErrUserDeleted = errors.New("user deleted")
 	// ErrClosed means the store has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrBudgetMissing means a user was to be put on a budget that does
+	// not exist (or was deleted concurrently).
+	ErrBudgetMissing = errors.New("budget does not exist")
 )
 
 // User is a person or service whose requests are billed. Its spend is kept

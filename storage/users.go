@@ -11,7 +11,10 @@ import (
 // CreateUser stores u. It fails with ErrExists when an active user has the
 // same id. A soft-deleted user with that id is replaced by u, which revives
 // it; the caller passes fresh fields (zero spend, nil DeletedAt). The
-// caller also sets CreatedAt and UpdatedAt.
+// caller also sets CreatedAt and UpdatedAt. A user with a BudgetID is
+// stored only if that budget exists in the same transaction, else
+// ErrBudgetMissing, and the budget is rewritten with it so that a
+// concurrent DeleteBudget conflicts and finds the new user.
 func (s *Store) CreateUser(u *User) error {
 	if !validID(u.UserID) {
 		return fmt.Errorf("creating user: invalid user id %q", u.UserID)
@@ -24,6 +27,16 @@ func (s *Store) CreateUser(u *User) error {
 			return ErrExists
 		case err != nil && !errors.Is(err, ErrNotFound):
 			return err
+		}
+		if err := checkBudget(txn, u.BudgetID); err != nil {
+			return err
+		}
+		if u.BudgetID != nil {
+			// A DeleteBudget scanning users cannot see this new user's key;
+			// rewriting the budget makes it conflict and scan again.
+			if err := touch(txn, budgetKey(*u.BudgetID)); err != nil {
+				return err
+			}
 		}
 		return putJSON(txn, userKey(u.UserID), u)
 	})
@@ -83,7 +96,11 @@ func (s *Store) ListUsers(skip, limit int) ([]User, error) {
 // them. fn may run more than once when the transaction conflicts with a
 // concurrent write, so it must not have side effects. An error from fn
 // aborts the update and is returned as is. Changes to UserID are ignored.
-// UpdateUser fails with ErrNotFound when the user does not exist.
+// UpdateUser fails with ErrNotFound when the user does not exist, and with
+// ErrBudgetMissing when fn puts the user on a budget that does not exist:
+// the budget is read in the same transaction, so a DeleteBudget that
+// commits first makes the update retry and fail, and one that commits
+// later sees the user on the budget (it reads every user) and clears it.
 func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 	var u User
 	err := s.update(func(txn *badger.Txn) error {
@@ -91,10 +108,16 @@ func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 		if err := getJSON(txn, userKey(id), &u); err != nil {
 			return err
 		}
+		oldBudget := u.BudgetID
 		if err := fn(&u); err != nil {
 			return &callbackError{err: err}
 		}
 		u.UserID = id
+		if u.BudgetID != nil && (oldBudget == nil || *oldBudget != *u.BudgetID) {
+			if err := checkBudget(txn, u.BudgetID); err != nil {
+				return err
+			}
+		}
 		return putJSON(txn, userKey(id), &u)
 	})
 	if ce := asCallbackError(err); ce != nil {
@@ -148,6 +171,22 @@ func (s *Store) DeleteUser(id string, now time.Time) error {
 	})
 	if err != nil {
 		return fmt.Errorf("deleting user %s: %w", id, err)
+	}
+	return nil
+}
+
+// checkBudget fails with ErrBudgetMissing unless the budget id names an
+// existing budget; a nil id is no budget and always fine.
+func checkBudget(txn *badger.Txn, budgetID *string) error {
+	if budgetID == nil {
+		return nil
+	}
+	found, err := exists(txn, budgetKey(*budgetID))
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("budget %s: %w", *budgetID, ErrBudgetMissing)
 	}
 	return nil
 }

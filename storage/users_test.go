@@ -21,6 +21,9 @@ func TestCreateAndGetUser(t *testing.T) {
 		UpdatedAt: testTime,
 		Metadata:  json.RawMessage(`{"team":"ops"}`),
 	}
+	if err := s.CreateBudget(&Budget{BudgetID: "b1", CreatedAt: testTime, UpdatedAt: testTime}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.CreateUser(want); err != nil {
 		t.Fatalf("CreateUser: %v", err)
 	}
