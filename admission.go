@@ -105,12 +105,15 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 	}}
 	if budget != nil {
 		limits[0].max = budget.MaxBudget
+		limits[0].resets = sched.next(now)
 	}
 	if key != nil {
+		ks := keySchedule(key)
 		limits = append(limits, limit{
 			acct:   account{storage.SpendOfKey, key.ID},
 			max:    key.MaxBudget,
-			period: keySchedule(key).start(now),
+			period: ks.start(now),
+			resets: ks.next(now),
 		})
 	}
 
@@ -124,7 +127,7 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 		for _, l := range limits {
 			if l.max != nil {
 				return errForbidden("model_not_priced",
-					fmt.Sprintf("No price is configured for model '%s:%s'; it cannot be billed to %s's budget", c.provider, c.model, l.acct.who()))
+					fmt.Sprintf("No price is configured for model '%s:%s'; it cannot be billed to the budget of %s", c.provider, c.model, l.acct.who()))
 			}
 		}
 	case price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0:

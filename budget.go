@@ -144,6 +144,27 @@ type limit struct {
 	acct   account
 	max    *storage.Money // nil: spend is tracked, not limited
 	period time.Time
+	resets *time.Time // when the period ends, for refusals; nil: never
+}
+
+// refusal is the 403 of a request that does not fit under lim: the
+// contract's message, then what the account has left, what the request
+// may cost (its reservation) and when the period resets.
+func (lim limit) refusal(spent, reserved, amount storage.Money) *apiError {
+	var msg string
+	if spent >= *lim.max {
+		msg = fmt.Sprintf("%s has exceeded budget limit: $%s spent of $%s", lim.acct.who(), spent, *lim.max)
+	} else {
+		left := max(*lim.max-spent-reserved, 0) // in-flight requests hold the rest
+		msg = fmt.Sprintf("%s has insufficient budget for this request: $%s left, this request may cost up to $%s",
+			lim.acct.who(), left, amount)
+	}
+	if lim.resets != nil {
+		msg += "; resets at " + lim.resets.UTC().Format(time.RFC3339Nano)
+	} else {
+		msg += "; this budget does not reset"
+	}
+	return errForbidden("budget_exceeded", msg)
 }
 
 // balanceOf returns the account's balance for period, loading the period's
@@ -234,11 +255,8 @@ func (l *ledger) tryReserve(limits []limit, amount storage.Money) (res *reservat
 		if lim.max == nil {
 			continue
 		}
-		if b.spent >= *lim.max {
-			return nil, true, errForbidden("budget_exceeded", lim.acct.who()+" has exceeded budget limit")
-		}
-		if b.spent+b.reserved+amount > *lim.max {
-			return nil, true, errForbidden("budget_exceeded", lim.acct.who()+" has insufficient budget for this request")
+		if b.spent >= *lim.max || b.spent+b.reserved+amount > *lim.max {
+			return nil, true, lim.refusal(b.spent, b.reserved, amount)
 		}
 	}
 	res = &reservation{amount: amount, entries: make([]reservationEntry, len(limits))}

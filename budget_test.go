@@ -78,7 +78,7 @@ func TestLedgerReservesUpToTheLimit(t *testing.T) {
 		held = append(held, res)
 	}
 	_, err := l.reserve([]limit{user}, usd(0.25))
-	if msg := forbiddenMessage(t, err); msg != "User 'u' has insufficient budget for this request" {
+	if msg := forbiddenMessage(t, err); msg != "User 'u' has insufficient budget for this request: $0 left, this request may cost up to $0.25; this budget does not reset" {
 		t.Fatalf("message = %q", msg)
 	}
 	// Settling below the reservation frees the difference at once.
@@ -109,7 +109,7 @@ func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 	}
 	l.settle(res, usd(1))
 	_, err = l.reserve([]limit{user, key}, usd(0.5))
-	if msg := forbiddenMessage(t, err); msg != "API key 'k' has exceeded budget limit" {
+	if msg := forbiddenMessage(t, err); msg != "API key 'k' has exceeded budget limit: $1 spent of $1; this budget does not reset" {
 		t.Fatalf("message = %q", msg)
 	}
 	// The refused request left nothing reserved against the user.
@@ -117,7 +117,7 @@ func TestLedgerExceededAndAllOrNothing(t *testing.T) {
 		t.Fatalf("user budget held by a refused request: %v", err)
 	}
 	zero := limit{acct: account{storage.SpendOfUser, "z"}, max: ptrTo(usd(0.0))}
-	if msg := forbiddenMessage(t, func() error { _, err := l.reserve([]limit{zero}, usd(0.001)); return err }()); msg != "User 'z' has exceeded budget limit" {
+	if msg := forbiddenMessage(t, func() error { _, err := l.reserve([]limit{zero}, usd(0.001)); return err }()); msg != "User 'z' has exceeded budget limit: $0 spent of $0; this budget does not reset" {
 		t.Fatalf("max_budget 0: %q", msg)
 	}
 }
@@ -298,5 +298,34 @@ func TestScheduleKeepsTheCurrentPeriodWhenTheDurationChanges(t *testing.T) {
 				t.Errorf("next = %v, want %v", got, tt.wantNext)
 			}
 		})
+	}
+}
+
+// A refusal says what is left, what the request needed and when the
+// period resets (issue #12.5).
+func TestBudgetRefusalGivesTheNumbers(t *testing.T) {
+	t.Parallel()
+	l, _ := newTestLedger(t)
+	resets := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	user := limit{acct: account{storage.SpendOfUser, "user-123"}, max: ptrTo(usd(0.01)), resets: &resets}
+	res, err := l.reserve([]limit{user}, usd(0.0096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.settle(res, usd(0.0096))
+	held, err := l.reserve([]limit{user}, usd(0.0001)) // in flight: not left for others
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.reserve([]limit{user}, usd(0.0031))
+	want := "User 'user-123' has insufficient budget for this request: $0.0003 left, this request may cost up to $0.0031; resets at 2026-12-02T00:00:00Z"
+	if msg := forbiddenMessage(t, err); msg != want {
+		t.Fatalf("message = %q\nwant      %q", msg, want)
+	}
+	l.settle(held, usd(0.0004))
+	_, err = l.reserve([]limit{user}, usd(0.0001))
+	want = "User 'user-123' has exceeded budget limit: $0.01 spent of $0.01; resets at 2026-12-02T00:00:00Z"
+	if msg := forbiddenMessage(t, err); msg != want {
+		t.Fatalf("message = %q\nwant      %q", msg, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -57,7 +58,9 @@ func hammer(t *testing.T, ig *inferenceGateway, n int, who string, keys ...strin
 				mu.Unlock()
 			case 403:
 				m := r.Map(t)
-				if m["detail"] != who+" has exceeded budget limit" && m["detail"] != who+" has insufficient budget for this request" {
+				// The contract's message, then the numbers (left, needed, reset).
+				msg, _ := m["detail"].(string)
+				if !strings.HasPrefix(msg, who+" has exceeded budget limit: $") && !strings.HasPrefix(msg, who+" has insufficient budget for this request: $") {
 					t.Errorf("refusal message %q", m["detail"])
 				}
 			default:
@@ -160,9 +163,9 @@ func TestBudgetRules(t *testing.T) {
 
 	// max_budget 0 blocks every paid model, but a model priced at zero is
 	// always allowed, and an unpriced model is refused to a user with a budget.
-	expectError(t, chat(key, "mock:ok"), 403, "User 'frank' has exceeded budget limit")
+	expectError(t, chat(key, "mock:ok"), 403, "User 'frank' has exceeded budget limit: $0 spent of $0; this budget does not reset")
 	expect(t, chat(key, "mock:free"), 200)
-	expectError(t, chat(key, "mock:no-usage"), 403, "No price is configured for model 'mock:no-usage'; it cannot be billed to User 'frank''s budget")
+	expectError(t, chat(key, "mock:no-usage"), 403, "No price is configured for model 'mock:no-usage'; it cannot be billed to the budget of User 'frank'")
 
 	// Settlement: one request's reservation does not fit twice in the
 	// budget, but its real cost ($81) leaves room for the next at once.
@@ -177,7 +180,7 @@ func TestBudgetRules(t *testing.T) {
 	if spend := ig.spend(t, "/v1/users/gina"); spend != 2*actualCost {
 		t.Fatalf("spend = %v, want %v", spend, 2*actualCost)
 	}
-	expectError(t, chat(gk, "mock:ok"), 403, "User 'gina' has insufficient budget for this request")
+	expectError(t, chat(gk, "mock:ok"), 403, fmt.Sprintf("User 'gina' has insufficient budget for this request: $%d left, this request may cost up to $%d; this budget does not reset", 190-2*actualCost, reservedCost))
 	var history []struct {
 		PeriodStart string  `json:"period_start"`
 		PeriodEnd   *string `json:"period_end"`
@@ -220,5 +223,28 @@ func TestRateLimitsPerKey(t *testing.T) {
 	// A rate-limited request reaches no upstream and writes no record.
 	if n := len(ig.usage(t, "user_id=ivy")); n != 2 {
 		t.Fatalf("%d records, want 2", n)
+	}
+}
+
+// Issue #12.5: a budget refusal says when the period resets (and, above,
+// what is left and what the request needed).
+func TestBudgetRefusalSaysWhenItResets(t *testing.T) {
+	t.Parallel()
+	ig := startBudgetGateway(t)
+	var b struct {
+		BudgetID string `json:"budget_id"`
+	}
+	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": 0, "budget_duration_sec": 3600}), 200).JSON(t, &b)
+	u := expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "rita", "budget_id": b.BudgetID}), 200).Map(t)
+	_, key := ig.newKey(t, map[string]any{"user_id": "rita"})
+	r := ig.do("POST", "/v1/chat/completions", budgetRequest, "Authorization", "Bearer "+key)
+	expect(t, r, 403)
+	msg, _ := r.Map(t)["detail"].(string)
+	head, when, ok := strings.Cut(msg, "; resets at ")
+	if !ok || head != "User 'rita' has exceeded budget limit: $0 spent of $0" {
+		t.Fatalf("refusal = %q", msg)
+	}
+	if got, want := apiTimeOf(t, when), apiTimeOf(t, u["next_budget_reset_at"]); !got.Equal(want) {
+		t.Fatalf("refusal says resets at %v, the user's next_budget_reset_at is %v", got, want)
 	}
 }
