@@ -180,7 +180,7 @@ func TestBudgetRules(t *testing.T) {
 	if spend := ig.spend(t, "/v1/users/gina"); spend != 2*actualCost {
 		t.Fatalf("spend = %v, want %v", spend, 2*actualCost)
 	}
-	expectError(t, chat(gk, "mock:ok"), 403, fmt.Sprintf("User 'gina' has insufficient budget for this request: $%d left, this request may cost up to $%d; this budget does not reset", 190-2*actualCost, reservedCost))
+	expectError(t, chat(gk, "mock:ok"), 403, fmt.Sprintf("User 'gina' has insufficient budget for this request: $%d left, this request may cost up to $%d; this budget does not reset", reservedCost+1-actualCost, reservedCost))
 	var history []struct {
 		PeriodStart string  `json:"period_start"`
 		PeriodEnd   *string `json:"period_end"`
