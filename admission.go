@@ -141,7 +141,7 @@ func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User
 	if err != nil {
 		return err
 	}
-	c.res = res
+	c.res, c.price = res, price
 	return nil
 }
 

@@ -423,11 +423,9 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 		rec.CompletionTokens = 0
 	}
 	rec.TotalTokens = rec.PromptTokens + rec.CompletionTokens
-	price, err := g.price(c.provider, c.model)
-	if err != nil {
-		g.logger.Warn("pricing usage", zap.String("request_id", c.requestID), zap.Error(err))
-	}
-	rec.Cost = priceTokens(price, rec.PromptTokens, rec.CompletionTokens)
+	// The price the request was admitted under, whatever happened to the
+	// price table since: what was reserved is what the price bills.
+	rec.Cost = priceTokens(c.price, rec.PromptTokens, rec.CompletionTokens)
 	if rec.Status == "success" || rec.Cost > 0 {
 		g.observeUsage(c.provider, c.model, rec.PromptTokens, rec.CompletionTokens, rec.Cost)
 	}

@@ -99,8 +99,9 @@ type call struct {
 	// provider can bill for the request: what its reservation holds.
 	promptBound     int64
 	completionBound int64
-	res             *reservation // budget held until the call settles
-	ticket          *rateTicket  // rate-limit entries to settle with real tokens
+	res             *reservation   // budget held until the call settles
+	price           *storage.Price // at admission; it bills the call (nil: unpriced)
+	ticket          *rateTicket    // rate-limit entries to settle with real tokens
 }
 
 // prepareCall authenticates and validates an inference request and patches

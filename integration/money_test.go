@@ -16,6 +16,8 @@ import (
 // usage reports are chosen by the model name, for the billing tests:
 //
 //	usage-<p>-<c>  reports p prompt and c completion tokens
+//	block-<p>-<c>  the same, once the test has been told the request
+//	               arrived (arrived) and has let it go on (proceed)
 //	worst          the honest worst case: as many prompt tokens as the body
 //	               it received has bytes, and as many completion tokens as
 //	               the largest max-tokens field it was sent (times n)
@@ -27,11 +29,13 @@ type moneyUpstream struct {
 	*httptest.Server
 	mu       sync.Mutex
 	requests int
+	arrived  chan string   // the model of each blocked request, as it arrives
+	proceed  chan struct{} // closed to let blocked requests answer
 }
 
 func newMoneyUpstream(t *testing.T) *moneyUpstream {
 	t.Helper()
-	m := &moneyUpstream{}
+	m := &moneyUpstream{arrived: make(chan string, 1000), proceed: make(chan struct{})}
 	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
 	t.Cleanup(func() {
 		m.Server.CloseClientConnections()
@@ -65,7 +69,7 @@ type moneyRequest struct {
 // usageFor is what the mock reports for a request of len bytes.
 func (req *moneyRequest) usageFor(path string, size int) (prompt, completion string) {
 	var p, c int64
-	if _, err := fmt.Sscanf(req.Model, "usage-%d-%d", &p, &c); err == nil {
+	if _, err := fmt.Sscanf(strings.Replace(req.Model, "block-", "usage-", 1), "usage-%d-%d", &p, &c); err == nil {
 		return fmt.Sprint(p), fmt.Sprint(c)
 	}
 	switch path {
@@ -87,6 +91,14 @@ func (m *moneyUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	var req moneyRequest
 	_ = json.Unmarshal(body, &req)
 	prompt, completion := req.usageFor(r.URL.Path, len(body))
+	if strings.HasPrefix(req.Model, "block-") {
+		m.arrived <- req.Model
+		select {
+		case <-m.proceed:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	rc := http.NewResponseController(w)
 	sse := func(events ...string) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -320,5 +332,56 @@ func TestUsageBeyondTheRequestIsBilledAndFlagged(t *testing.T) {
 		if rec == nil || rec.UsageExceededReservation != tc.flagged || math.Abs(rec.Cost-tc.wantCost) > 1e-12 || rec.UsageSource != "provider" {
 			t.Fatalf("%s: record %+v", tc.model, rec)
 		}
+	}
+}
+
+// TestPriceAtAdmissionIsThePriceBilled: requests in flight when a price
+// is raised a hundredfold, or deleted, are billed at the price they were
+// admitted (and reserved) under. Billing at settlement let a $1 budget
+// spend $80, and a deleted price serve everything at cost 0.
+func TestPriceAtAdmissionIsThePriceBilled(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:block-1000-1000 100 100
+		price mock:block-2000-1000 100 100`)
+	key := mg.userOnBudget(t, "petra", 10, nil)
+	const perModel = 10
+	want := map[string]float64{ // per request, at the admission price
+		"block-1000-1000": 2000 * 100 / 1e6,
+		"block-2000-1000": 3000 * 100 / 1e6,
+	}
+	var wg sync.WaitGroup
+	for i := range 2 * perModel {
+		model := "block-1000-1000"
+		if i%2 == 1 {
+			model = "block-2000-1000"
+		}
+		wg.Go(func() {
+			r := mg.do("POST", "/v1/chat/completions", `{"model":"mock:`+model+`","max_tokens":1000,"stream":`+fmt.Sprint(i%4 < 2)+`,"messages":[{"role":"user","content":"`+strings.Repeat("x", 2000)+`"}]}`, "Authorization", "Bearer "+key)
+			if r.Status != 200 {
+				t.Errorf("status %d: %s", r.Status, r.Body)
+			}
+		})
+	}
+	for range 2 * perModel {
+		<-mg.mock.arrived // every request is admitted and at the provider
+	}
+	expect(t, mg.adminDo("POST", "/v1/pricing", map[string]any{"model_key": "mock:block-1000-1000", "input_price_per_million": 10000, "output_price_per_million": 10000}), 200)
+	expectNoContent(t, mg.adminDo("DELETE", "/v1/pricing/mock:block-2000-1000", nil))
+	close(mg.mock.proceed)
+	wg.Wait()
+
+	var total float64
+	recs := mg.records(t, "user_id=petra")
+	if len(recs) != 2*perModel {
+		t.Fatalf("%d records", len(recs))
+	}
+	for _, rec := range recs {
+		if math.Abs(rec.Cost-want[rec.Model]) > 1e-9 {
+			t.Errorf("%s billed %v, admitted at %v", rec.Model, rec.Cost, want[rec.Model])
+		}
+		total += rec.Cost
+	}
+	if spend := mg.spendOf(t, "/v1/users/petra"); math.Abs(spend-total) > 1e-9 || math.Abs(total-perModel*(0.2+0.3)) > 1e-9 {
+		t.Fatalf("spend %v, records %v", spend, total)
 	}
 }
