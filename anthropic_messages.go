@@ -39,6 +39,12 @@ func chatRequestFromAnthropic(body []byte, model string) ([]byte, error) {
 			var msg openaiMessage
 			msg, err = openaiAssistantTurn(m.Get("content"))
 			req.Messages = append(req.Messages, msg)
+		case "system":
+			// Claude Code sends one for model names it does not know.
+			var text string
+			if text, err = joinedBlockText(m.Get("content")); err == nil && text != "" {
+				req.Messages = append(req.Messages, openaiMessage{Role: "system", Content: text})
+			}
 		default:
 			err = fmt.Errorf("unsupported role %q", r)
 		}
@@ -62,6 +68,7 @@ func chatRequestFromAnthropic(body []byte, model string) ([]byte, error) {
 			return nil, fmt.Errorf("messages request: %s: %w", field, err)
 		}
 	}
+	req.ReasoningEffort = reasoningEffortFromAnthropic(root.Get("output_config.effort").String())
 	req.User = root.Get("metadata.user_id").String()
 	if root.Get("stream").Type == gjson.True {
 		req.Stream = true
@@ -255,6 +262,21 @@ func openaiToolChoiceFromAnthropic(choice gjson.Result) (any, *bool, error) {
 		named.Function.Name = choice.Get("name").String()
 		return named, parallel, nil
 	default:
-		return nil, nil, fmt.Errorf("tool_choice: unsupported type %q", t)
+		// A newer choice the translation does not know: the provider's
+		// default (auto) is the closest.
+		return nil, parallel, nil
 	}
+}
+
+// reasoningEffortFromAnthropic maps Anthropic's output_config.effort to
+// OpenAI's reasoning_effort; "max" becomes "high", the highest level every
+// OpenAI reasoning model accepts. Unknown levels are dropped.
+func reasoningEffortFromAnthropic(effort string) string {
+	switch effort {
+	case "low", "medium", "high":
+		return effort
+	case "max":
+		return "high"
+	}
+	return ""
 }

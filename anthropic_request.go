@@ -64,6 +64,9 @@ func anthropicRequestFromChat(body []byte, model string, defaultMaxTokens int64)
 		}
 	}
 	req.Stream = root.Get("stream").Type == gjson.True
+	if effort := effortFromReasoningEffort(root.Get("reasoning_effort").String()); effort != "" {
+		req.OutputConfig = &anthropicOutput{Effort: effort}
+	}
 	if user := root.Get("user").String(); user != "" {
 		req.Metadata = &anthropicMetadata{UserID: user}
 	}
@@ -361,4 +364,18 @@ func anthropicToolChoiceFromChat(choice, parallel gjson.Result) (*anthropicToolC
 		tc.DisableParallelToolUse = tc.Type != "none"
 	}
 	return tc, nil
+}
+
+// effortFromReasoningEffort maps OpenAI's reasoning_effort to Anthropic's
+// output_config.effort; "none" and unknown levels have no equivalent.
+func effortFromReasoningEffort(effort string) string {
+	switch effort {
+	case "minimal", "low":
+		return "low"
+	case "medium", "high":
+		return effort
+	case "xhigh":
+		return "max"
+	}
+	return ""
 }

@@ -310,13 +310,16 @@ type anthropicFromChatStream struct {
 
 	stopReason string
 	u          tokenUsage
+	estimate   int64 // prompt tokens stated up front when the provider has not said
 	bytes      int
 }
 
 // newAnthropicFromChatStream translates chat chunks into Anthropic SSE
-// reporting clientModel.
-func newAnthropicFromChatStream(clientModel string) streamTranslator {
-	return &anthropicFromChatStream{model: clientModel, open: -1, toolBlock: map[int64]int{}}
+// reporting clientModel. promptEstimate is the prompt's size stated in
+// message_start, where Anthropic clients (LangChain's among them) read the
+// input tokens, since chat providers report usage only at the end.
+func newAnthropicFromChatStream(clientModel string, promptEstimate int64) streamTranslator {
+	return &anthropicFromChatStream{model: clientModel, open: -1, toolBlock: map[int64]int{}, estimate: promptEstimate}
 }
 
 func (s *anthropicFromChatStream) event(name string, data []byte, out []byte) ([]byte, error) {
@@ -369,13 +372,17 @@ func (s *anthropicFromChatStream) event(name string, data []byte, out []byte) ([
 	return w.buf, w.err
 }
 
-// start sends message_start before the first content; input tokens are 0
-// unless the provider reported usage on its first chunk.
+// start sends message_start before the first content; input tokens are the
+// estimate unless the provider reported usage on its first chunk.
 func (s *anthropicFromChatStream) start(w *translatedSSE, chatID string) {
 	if s.started {
 		return
 	}
 	s.started = true
+	usage := anthropicUsageOf(s.u)
+	if !s.u.seen {
+		usage.InputTokens = s.estimate
+	}
 	w.write("message_start", map[string]any{
 		"type": "message_start",
 		"message": map[string]any{
@@ -386,7 +393,7 @@ func (s *anthropicFromChatStream) start(w *translatedSSE, chatID string) {
 			"content":       []any{},
 			"stop_reason":   nil,
 			"stop_sequence": nil,
-			"usage":         anthropicUsageOf(s.u),
+			"usage":         usage,
 		},
 	})
 }

@@ -134,6 +134,10 @@ func TestAnthropicRequestFromChatCases(t *testing.T) {
 		{name: "only system", body: `{"messages":[{"role":"system","content":"x"}]}`, wantErr: "no user or assistant message"},
 		{name: "non-function tool", body: `{"tools":[{"type":"custom","custom":{"name":"x"}}],"messages":[` + hi + `]}`, wantErr: `unsupported tool type "custom"`},
 		{name: "bad tool_choice", body: `{"tool_choice":"sometimes","messages":[` + hi + `]}`, wantErr: "tool_choice"},
+		{name: "reasoning_effort maps to effort", body: `{"reasoning_effort":"medium","messages":[` + hi + `]}`, want: map[string]string{"output_config": `{"effort":"medium"}`}},
+		{name: "reasoning_effort minimal is low", body: `{"reasoning_effort":"minimal","messages":[` + hi + `]}`, want: map[string]string{"output_config": `{"effort":"low"}`}},
+		{name: "reasoning_effort xhigh is max", body: `{"reasoning_effort":"xhigh","messages":[` + hi + `]}`, want: map[string]string{"output_config": `{"effort":"max"}`}},
+		{name: "reasoning_effort none dropped", body: `{"reasoning_effort":"none","messages":[` + hi + `]}`, want: map[string]string{"output_config": ""}},
 		{name: "temperature as string", body: `{"temperature":"hot","messages":[` + hi + `]}`, wantErr: "temperature: must be a number"},
 		{name: "not JSON", body: `{"messages":`, wantErr: "invalid JSON"},
 		{name: "not an object", body: `[]`, wantErr: "must be a JSON object"},
@@ -174,6 +178,19 @@ func TestChatRequestFromAnthropicFixture(t *testing.T) {
 	assertTranslatedJSON(t, "chat request", out, readAnthropicFixture(t, "messages_request.want.json"))
 }
 
+// TestChatRequestFromClaudeCode translates a request as Claude Code sends it
+// for a model it does not know (trimmed from a real one): a role "system"
+// message inside messages, adaptive thinking, context management, effort,
+// cache_control everywhere and a deferred tool.
+func TestChatRequestFromClaudeCode(t *testing.T) {
+	t.Parallel()
+	out, err := chatRequestFromAnthropic(readAnthropicFixture(t, "claude_code_request.in.json"), "gpt-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertTranslatedJSON(t, "chat request", out, readAnthropicFixture(t, "claude_code_request.want.json"))
+}
+
 func TestChatRequestFromAnthropicCases(t *testing.T) {
 	t.Parallel()
 	const hi = `{"role":"user","content":"hi"}`
@@ -204,7 +221,19 @@ func TestChatRequestFromAnthropicCases(t *testing.T) {
 		{name: "unknown user block", body: `{"messages":[{"role":"user","content":[{"type":"search_result"}]}]}`, wantErr: `messages[0]: content[0]: unsupported block type "search_result"`},
 		{name: "unknown assistant block", body: `{"messages":[{"role":"assistant","content":[{"type":"server_tool_use"}]}]}`, wantErr: `unsupported block type "server_tool_use"`},
 		{name: "bad image source", body: `{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]}`, wantErr: `image: unsupported source type "file"`},
-		{name: "system role in messages", body: `{"messages":[{"role":"system","content":"x"}]}`, wantErr: `unsupported role "system"`},
+		{name: "system role in messages stays in place", body: `{"messages":[` + hi + `,{"role":"system","content":[{"type":"text","text":"env","cache_control":{"type":"ephemeral"}}]},{"role":"system","content":"s2"}]}`,
+			want: map[string]string{"messages": `[{"role":"user","content":"hi"},{"role":"system","content":"env"},{"role":"system","content":"s2"}]`}},
+		{name: "empty system message vanishes", body: `{"messages":[{"role":"system","content":""},` + hi + `]}`,
+			want: map[string]string{"messages": `[{"role":"user","content":"hi"}]`}},
+		{name: "Claude Code's extras are dropped, effort maps",
+			body: `{"thinking":{"type":"adaptive","display":"omitted"},"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},"output_config":{"effort":"high"},"service_tier":"auto","top_k":5,` +
+				`"tools":[{"name":"f","input_schema":{"type":"object"},"defer_loading":true,"cache_control":{"type":"ephemeral"}}],"messages":[` + hi + `]}`,
+			want: map[string]string{"reasoning_effort": `"high"`, "thinking": "", "context_management": "", "output_config": "", "service_tier": "", "top_k": "",
+				"tools": `[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]`}},
+		{name: "effort max is high", body: `{"output_config":{"effort":"max"},"messages":[` + hi + `]}`, want: map[string]string{"reasoning_effort": `"high"`}},
+		{name: "effort low", body: `{"output_config":{"effort":"low"},"messages":[` + hi + `]}`, want: map[string]string{"reasoning_effort": `"low"`}},
+		{name: "unknown effort dropped", body: `{"output_config":{"effort":"ultra"},"messages":[` + hi + `]}`, want: map[string]string{"reasoning_effort": ""}},
+		{name: "unknown tool_choice dropped", body: `{"tool_choice":{"type":"someday"},` + tool + `,"messages":[` + hi + `]}`, want: map[string]string{"tool_choice": ""}},
 		{name: "system not text", body: `{"system":[{"type":"image"}],"messages":[` + hi + `]}`, wantErr: "system: unsupported block type"},
 		{name: "messages missing", body: `{}`, wantErr: "messages must be an array"},
 		{name: "not JSON", body: `nope`, wantErr: "invalid JSON"},
@@ -404,6 +433,10 @@ func assertTranslatedEvents(t *testing.T, got, want []byte) {
 	}
 }
 
+// fixturePromptEstimate is the gateway's prompt estimate the chat stream
+// fixtures state in message_start.
+const fixturePromptEstimate = 42
+
 func TestAnthropicStreamFixtures(t *testing.T) {
 	t.Parallel()
 	toChat := func(includeUsage bool) func() streamTranslator {
@@ -411,7 +444,7 @@ func TestAnthropicStreamFixtures(t *testing.T) {
 			return newChatFromAnthropicStream("anthropic:claude-sonnet-4-5", fixtureCreated, includeUsage)
 		}
 	}
-	toAnthropic := func() streamTranslator { return newAnthropicFromChatStream("openai:gpt-4o") }
+	toAnthropic := func() streamTranslator { return newAnthropicFromChatStream("openai:gpt-4o", fixturePromptEstimate) }
 	cases := []struct {
 		fixture   string
 		newTr     func() streamTranslator
@@ -521,7 +554,7 @@ func TestAnthropicFromChatStreamEdges(t *testing.T) {
 	t.Parallel()
 	t.Run("empty upstream still closes", func(t *testing.T) {
 		t.Parallel()
-		tr := newAnthropicFromChatStream("m")
+		tr := newAnthropicFromChatStream("m", 0)
 		out := tr.finish(nil)
 		var names []string
 		for _, ev := range parseFixtureSSE(out) {
@@ -533,7 +566,7 @@ func TestAnthropicFromChatStreamEdges(t *testing.T) {
 	})
 	t.Run("events after DONE are ignored", func(t *testing.T) {
 		t.Parallel()
-		tr := newAnthropicFromChatStream("m")
+		tr := newAnthropicFromChatStream("m", 0)
 		out, _ := tr.event("", []byte("[DONE]"), nil)
 		n := len(out)
 		out, err := tr.event("", []byte(`{"id":"x","choices":[{"index":0,"delta":{"content":"late"}}]}`), out)
@@ -543,7 +576,7 @@ func TestAnthropicFromChatStreamEdges(t *testing.T) {
 	})
 	t.Run("second choice ignored, tool index defaults to position", func(t *testing.T) {
 		t.Parallel()
-		tr := newAnthropicFromChatStream("m")
+		tr := newAnthropicFromChatStream("m", 0)
 		out, err := tr.event("", []byte(`{"id":"x","choices":[{"index":1,"delta":{"content":"other"}},{"index":0,"delta":{"tool_calls":[{"id":"c","function":{"name":"f","arguments":"{}"}}]}}]}`), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -573,7 +606,7 @@ func FuzzAnthropicStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
 		translators := []streamTranslator{
 			newChatFromAnthropicStream("m", 1, true),
-			newAnthropicFromChatStream("m"),
+			newAnthropicFromChatStream("m", 0),
 		}
 		for _, tr := range translators {
 			out, _ := tr.event(name, data, nil)

@@ -26,6 +26,11 @@ type anthropicRequest struct {
 	Metadata      *anthropicMetadata   `json:"metadata,omitempty"`
 	Tools         []anthropicTool      `json:"tools,omitempty"`
 	ToolChoice    *anthropicToolChoice `json:"tool_choice,omitempty"`
+	OutputConfig  *anthropicOutput     `json:"output_config,omitempty"`
+}
+
+type anthropicOutput struct {
+	Effort string `json:"effort,omitempty"`
 }
 
 type anthropicMetadata struct {
@@ -99,6 +104,7 @@ type openaiRequest struct {
 	Stop              []string             `json:"stop,omitempty"`
 	Stream            bool                 `json:"stream,omitempty"`
 	StreamOptions     *openaiStreamOptions `json:"stream_options,omitempty"`
+	ReasoningEffort   string               `json:"reasoning_effort,omitempty"`
 	User              string               `json:"user,omitempty"`
 	Tools             []openaiTool         `json:"tools,omitempty"`
 	ToolChoice        any                  `json:"tool_choice,omitempty"`

@@ -106,7 +106,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			w.Header().Add(k, v)
 		}
 	}
-	if r.URL.Path == "/v1/messages" {
+	if anthropicRoute(r) {
 		// Anthropic clients read {"type":"error","error":{"type","message"}};
 		// detail keeps any-llm clients working there too.
 		writeJSON(w, ae.Status, anthropicErrorResponse{
@@ -120,6 +120,14 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		Detail: ae.Message,
 		Error:  errorDetail{Message: ae.Message, Type: errorType(ae.Status, ae.Code), Code: ae.Code},
 	})
+}
+
+// anthropicRoute reports whether r is on the Anthropic Messages routes
+// (/v1/messages and anything below it), where every answer, a 404 too, has
+// Anthropic's error shape. It reads the path as the router does.
+func anthropicRoute(r *http.Request) bool {
+	segs, ok := pathSegments(r.URL.EscapedPath())
+	return ok && len(segs) > 0 && segs[0] == "messages"
 }
 
 type anthropicErrorResponse struct {

@@ -116,7 +116,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 
 // send makes one HTTP request to the provider.
 func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start uint64) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.up.endpoint(c.upstreamPath, try, start), bytes.NewReader(c.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.up.endpoint(c.upstreamPath, c.upstreamQuery, try, start), bytes.NewReader(c.body))
 	if err != nil {
 		return nil, err
 	}
@@ -249,10 +249,12 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 		a.usageSeen = true
 		a.promptTokens, a.completionTokens = usageTokens(usage)
 	} else {
-		gjson.GetBytes(body, "choices.#.message.content").ForEach(func(_, v gjson.Result) bool {
-			a.completionBytes += len(v.Str)
-			return true
-		})
+		for _, path := range [...]string{"choices.#.message.content", "choices.#.text"} {
+			gjson.GetBytes(body, path).ForEach(func(_, v gjson.Result) bool {
+				a.completionBytes += len(v.Str)
+				return true
+			})
+		}
 		if a.completionBytes == 0 {
 			// Not a chat completion (a Responses object, say): count
 			// half the body as generated text rather than nothing.
@@ -384,6 +386,7 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 		RequestID:  c.requestID,
 		UserID:     c.userID,
 		APIKeyID:   c.keyID,
+		EndUser:    c.endUser,
 		Timestamp:  a.start.UTC().Truncate(time.Microsecond),
 		Model:      c.model,
 		Provider:   c.provider,

@@ -20,6 +20,11 @@ func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resourc
 			return methodNotAllowed(http.MethodPost)
 		}
 		return g.serveCompletion(w, r, endpointChat)
+	case resource == "completions" && len(rest) == 0:
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		return g.serveCompletion(w, r, endpointCompletions)
 	case resource == "embeddings" && len(rest) == 0:
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost)
@@ -30,6 +35,11 @@ func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resourc
 			return methodNotAllowed(http.MethodPost)
 		}
 		return g.serveCompletion(w, r, endpointMessages)
+	case resource == "messages" && len(rest) == 1 && rest[0] == "count_tokens":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(http.MethodPost)
+		}
+		return g.countTokens(w, r)
 	case resource == "responses" && len(rest) == 0:
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(http.MethodPost)
@@ -60,14 +70,16 @@ const (
 	kindChat endpointKind = iota
 	kindEmbeddings
 	kindResponses
-	kindMessages // Anthropic Messages
+	kindMessages    // Anthropic Messages
+	kindCompletions // the legacy (text) Completions API
 )
 
 var (
-	endpointChat       = endpoint{path: "/chat/completions", kind: kindChat}
-	endpointEmbeddings = endpoint{path: "/embeddings", kind: kindEmbeddings}
-	endpointResponses  = endpoint{path: "/responses", kind: kindResponses}
-	endpointMessages   = endpoint{path: "/messages", kind: kindMessages}
+	endpointChat        = endpoint{path: "/chat/completions", kind: kindChat}
+	endpointEmbeddings  = endpoint{path: "/embeddings", kind: kindEmbeddings}
+	endpointResponses   = endpoint{path: "/responses", kind: kindResponses}
+	endpointMessages    = endpoint{path: "/messages", kind: kindMessages}
+	endpointCompletions = endpoint{path: "/completions", kind: kindCompletions}
 )
 
 // translation says how a call's bodies change between client and provider.
@@ -81,20 +93,22 @@ const (
 
 // call is one validated inference request, ready to forward.
 type call struct {
-	endpoint     endpoint
-	requestID    string
-	userID       string
-	keyID        string // empty for the master key
-	up           *upstream
-	provider     string
-	model        string // the provider's own name
-	body         []byte // as sent, with model (and stream_options) patched, or translated
-	upstreamPath string // below the provider's base URL
-	translate    translation
-	clientModel  string // the model as the client named it
-	stream       bool
-	stripUsage   bool  // the client asked for no usage chunk
-	prompt       int64 // estimated prompt tokens, billed when the provider reports none
+	endpoint      endpoint
+	requestID     string
+	userID        string
+	keyID         string // empty for the master key
+	endUser       string // the caller's own end-user id (virtual keys only)
+	up            *upstream
+	provider      string
+	model         string // the provider's own name
+	body          []byte // as sent, with model (and stream_options) patched, or translated
+	upstreamPath  string // below the provider's base URL
+	upstreamQuery string // the client's query, passed to Anthropic-format providers
+	translate     translation
+	clientModel   string // the model as the client named it
+	stream        bool
+	stripUsage    bool  // the client asked for no usage chunk
+	prompt        int64 // estimated prompt tokens, billed when the provider reports none
 	// promptBound and completionBound are the most tokens an honest
 	// provider can bill for the request: what its reservation holds.
 	promptBound     int64
@@ -148,6 +162,11 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	case modelField.Type != gjson.String:
 		return nil, errValidation("Field 'model' must be a string")
 	}
+	if ep.kind == kindChat {
+		if err := validateChatMessages(root); err != nil {
+			return nil, err
+		}
+	}
 
 	c := &call{endpoint: ep, requestID: w.Header().Get("X-Request-Id"), upstreamPath: ep.path, clientModel: modelField.Str}
 	userField, userName := root.Get("user"), "user"
@@ -175,6 +194,8 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the Responses API", provider))
 	case ep.kind == kindEmbeddings && up.format == formatAnthropic:
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support embeddings", provider))
+	case ep.kind == kindCompletions && up.format == formatAnthropic:
+		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the legacy Completions API", provider))
 	}
 	c.up, c.provider, c.model = up, provider, model
 	c.prompt = estimatePromptTokens(body)
@@ -213,7 +234,8 @@ func (g *Gateway) buildUpstreamBody(c *call, body []byte, root gjson.Result) err
 		c.translate, c.upstreamPath = messagesToChat, "/chat/completions"
 		c.body, err = chatRequestFromAnthropic(body, c.model)
 	default:
-		c.body, c.stripUsage, err = patchRequest(body, c.model, c.stream && c.endpoint.kind == kindChat)
+		forceUsage := c.stream && (c.endpoint.kind == kindChat || c.endpoint.kind == kindCompletions)
+		c.body, c.stripUsage, err = patchRequest(body, c.model, forceUsage)
 		if err != nil {
 			return errValidation("Invalid JSON body")
 		}
@@ -245,8 +267,9 @@ func patchRequest(body []byte, model string, forceUsage bool) (patched []byte, s
 }
 
 // resolveUser decides whom the request bills: the user named in the body
-// for the master key, the key's own user for a virtual key (which may not
-// name anyone else).
+// for the master key, the key's own user for a virtual key. With a virtual
+// key the body's user is the caller's own end-user id (as in the OpenAI
+// API): it is recorded, forwarded unchanged, and bills no one else.
 func (g *Gateway) resolveUser(p principal, user gjson.Result, field string, c *call) error {
 	if user.Exists() && user.Type != gjson.String && user.Type != gjson.Null {
 		return errValidation(fmt.Sprintf("Field '%s' must be a string", field))
@@ -263,10 +286,27 @@ func (g *Gateway) resolveUser(p principal, user gjson.Result, field string, c *c
 	}
 	c.keyID = p.key.ID
 	c.userID = p.key.UserID
-	if user.Type == gjson.String && user.Str != "" && user.Str != p.key.UserID {
-		return errForbidden("user_not_allowed", fmt.Sprintf("API key is not allowed to act for user '%s'", truncate(user.Str, 128)))
+	if user.Type == gjson.String {
+		c.endUser = truncateRunes(user.Str, maxEndUserLength)
 	}
 	return nil
+}
+
+// maxEndUserLength is how many characters of an end-user id are recorded.
+const maxEndUserLength = 256
+
+// truncateRunes cuts s to at most n characters, never inside one.
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 // loadCallUser returns the billed user if it exists, is not deleted and is
@@ -306,5 +346,9 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		return err
 	}
 	defer g.release(c) // a call that ends without a record frees its budget
+	if c.translate == passThrough && c.endpoint.kind == kindMessages {
+		// Anthropic's own flags (Claude Code sends ?beta=true).
+		c.upstreamQuery = r.URL.RawQuery
+	}
 	return g.forward(w, r, c)
 }

@@ -182,7 +182,7 @@ func endpointLabel(path string) string {
 		if tail == "completions" {
 			return "/v1/chat/completions"
 		}
-	case "embeddings", "messages", "responses", "usage":
+	case "completions", "embeddings", "messages", "responses", "usage":
 		if !hasTail {
 			return "/v1/" + resource
 		}

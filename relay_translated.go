@@ -25,7 +25,7 @@ func (g *Gateway) relayTranslatedStream(ctx context.Context, w http.ResponseWrit
 	if c.translate == chatToMessages {
 		tr = newChatFromAnthropicStream(c.clientModel, time.Now().Unix(), !c.stripUsage)
 	} else {
-		tr = newAnthropicFromChatStream(c.clientModel)
+		tr = newAnthropicFromChatStream(c.clientModel, c.prompt)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -56,6 +56,7 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	choices := gjson.Get(event, "choices")
 	choices.ForEach(func(_, c gjson.Result) bool {
 		d := c.Get("delta")
+		s.contentBytes += len(c.Get("text").Str) // legacy completions
 		s.contentBytes += len(d.Get("content").Str) + len(d.Get("reasoning_content").Str) + len(d.Get("refusal").Str)
 		if tc := d.Get("tool_calls"); tc.Exists() {
 			tc.ForEach(func(_, call gjson.Result) bool {

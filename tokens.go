@@ -28,8 +28,8 @@ func estimateTokens(n int) int64 {
 	return int64((n + bytesPerToken - 1) / bytesPerToken)
 }
 
-// estimatePromptTokens estimates the prompt of a chat, embeddings or
-// responses request from its text fields.
+// estimatePromptTokens estimates the prompt of a chat, completions,
+// embeddings or responses request from its text fields.
 func estimatePromptTokens(body []byte) int64 {
 	root := gjson.ParseBytes(body)
 	var tokens int64
@@ -45,6 +45,9 @@ func estimatePromptTokens(body []byte) int64 {
 	}
 	if tools := root.Get("tools"); tools.Exists() {
 		tokens += estimateTokens(len(tools.Raw))
+	}
+	if prompt := root.Get("prompt"); prompt.Exists() { // legacy completions
+		tokens += estimateTokens(textBytes(prompt))
 	}
 	if input := root.Get("input"); input.Exists() {
 		tokens += estimateTokens(textBytes(input))

@@ -99,12 +99,14 @@ func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstr
 	return u, nil
 }
 
-// endpoint returns the URL of path (e.g. "/chat/completions") on the next
-// base URL in round-robin order, offset by attempt for failover.
-func (u *upstream) endpoint(path string, attempt uint64, start uint64) string {
+// endpoint returns the URL of path (e.g. "/chat/completions") with the
+// query rawQuery on the next base URL in round-robin order, offset by
+// attempt for failover.
+func (u *upstream) endpoint(path, rawQuery string, attempt uint64, start uint64) string {
 	base := u.baseURLs[(start+attempt)%uint64(len(u.baseURLs))]
 	target := *base
 	target.Path = base.Path + path
+	target.RawQuery = rawQuery
 	if u.apiVersion != "" {
 		q := target.Query()
 		q.Set("api-version", u.apiVersion)

@@ -14,6 +14,7 @@ type usageResponse struct {
 	RequestID        string        `json:"request_id"`
 	UserID           string        `json:"user_id"`
 	APIKeyID         *string       `json:"api_key_id"`
+	EndUser          *string       `json:"end_user"`
 	Timestamp        time.Time     `json:"timestamp"`
 	Model            string        `json:"model"`
 	Provider         string        `json:"provider"`
@@ -58,6 +59,9 @@ func usageResponses(records []storage.UsageRecord) []usageResponse {
 		if rec.APIKeyID != "" {
 			out[i].APIKeyID = &rec.APIKeyID
 		}
+		if rec.EndUser != "" {
+			out[i].EndUser = &rec.EndUser
+		}
 		if rec.ErrorMessage != "" {
 			out[i].ErrorMessage = &rec.ErrorMessage
 		}
@@ -66,7 +70,7 @@ func usageResponses(records []storage.UsageRecord) []usageResponse {
 }
 
 // listUsage answers GET /v1/usage: records newest first, filtered by date
-// range, user, key and model.
+// range, user, key, model and end user.
 func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	if err := g.requireMaster(r); err != nil {
 		return err
@@ -95,6 +99,7 @@ func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	f.UserID = q.Get("user_id")
 	f.APIKeyID = q.Get("api_key_id")
 	f.Model = q.Get("model")
+	f.EndUser = q.Get("end_user")
 	records, err := g.state.store.ListUsage(f, skip, limit)
 	if err != nil {
 		return storeError{fmt.Errorf("listing usage: %w", err)}

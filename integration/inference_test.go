@@ -29,6 +29,7 @@ type usageRecord struct {
 	RequestID        string  `json:"request_id"`
 	UserID           string  `json:"user_id"`
 	APIKeyID         *string `json:"api_key_id"`
+	EndUser          *string `json:"end_user"`
 	Timestamp        string  `json:"timestamp"`
 	Model            string  `json:"model"`
 	Provider         string  `json:"provider"`
@@ -409,7 +410,9 @@ func TestInferenceAuthAndUserRules(t *testing.T) {
 	expectError(t, chat(masterKey, `{"model":"mock:ok",`+msgs+`}`), 400, "When using master key, 'user' field is required in request body")
 	expectError(t, chat(masterKey, `{"model":"mock:ok","user":"nobody",`+msgs+`}`), 404, "User 'nobody' not found")
 	expect(t, chat(masterKey, `{"model":"mock:ok","user":"alice",`+msgs+`}`), 200)
-	expectError(t, chat(ig.key, `{"model":"mock:ok","user":"bob",`+msgs+`}`), 403, "API key is not allowed to act for user 'bob'")
+	// With a virtual key, "user" is the caller's own end user: billed to
+	// the key's user (TestVirtualKeyUserIsTheCallersEndUser checks the record).
+	expect(t, chat(ig.key, `{"model":"mock:ok","user":"bob",`+msgs+`}`), 200)
 	expect(t, chat(ig.key, `{"model":"mock:ok","user":"alice",`+msgs+`}`), 200)
 	expectError(t, chat(ig.key, `{"model":"gpt-4o",`+msgs+`}`), 400, "Model 'gpt-4o' must be 'provider:model'")
 	expectError(t, chat(ig.key, `{"model":"nope:gpt-4o",`+msgs+`}`), 400, "Provider 'nope' is not configured")

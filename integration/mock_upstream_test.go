@@ -23,6 +23,8 @@ const (
 	mockClaudeInput     = 17
 	mockClaudeCacheRead = 4
 	mockClaudeOutput    = 6
+	// What the Anthropic mock's count_tokens answers.
+	mockCountTokens = 1234
 )
 
 // mockUpstream is an OpenAI-compatible provider for tests. The model name
@@ -120,6 +122,15 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
+	case "/v1/messages/count_tokens":
+		if r.Header.Get("X-Api-Key") != providerKey || r.Header.Get("Anthropic-Version") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+			return
+		}
+		writeMockJSON(w, fmt.Sprintf(`{"input_tokens":%d}`, mockCountTokens))
+		return
 	case "/v1/messages":
 		m.serveMessages(w, r, req.Model, req.Stream)
 		return
@@ -129,6 +140,9 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	case "/v1/embeddings":
 		writeMockJSON(w, fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":%q,"usage":{"prompt_tokens":%d,"total_tokens":%d}}`,
 			req.Model, mockEmbeddingTokens, mockEmbeddingTokens))
+		return
+	case "/v1/completions":
+		m.serveLegacyCompletions(w, req.Model, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 		return
 	case "/v1/chat/completions":
 	default:
@@ -241,4 +255,25 @@ func (m *mockUpstream) serveMessages(w http.ResponseWriter, r *http.Request, mod
 	event("content_block_stop", `{"type":"content_block_stop","index":0}`)
 	event("message_delta", fmt.Sprintf(`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":%d}}`, mockClaudeOutput))
 	event("message_stop", `{"type":"message_stop"}`)
+}
+
+// serveLegacyCompletions answers the legacy (text) Completions API, with
+// usage in the chat shape; a stream carries it only when asked.
+func (m *mockUpstream) serveLegacyCompletions(w http.ResponseWriter, model string, stream, includeUsage bool) {
+	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}`, mockPromptTokens, mockCompletionTokens, mockPromptTokens+mockCompletionTokens)
+	if !stream {
+		writeMockJSON(w, fmt.Sprintf(`{"id":"cmpl-1","object":"text_completion","created":1700000000,"model":%q,"choices":[{"text":"Hello world","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":%s}`, model, usage))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	rc := http.NewResponseController(w)
+	for _, text := range []string{"Hello", " world"} {
+		fmt.Fprintf(w, "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":%q,\"choices\":[{\"text\":%q,\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n", model, text)
+		_ = rc.Flush()
+	}
+	if includeUsage {
+		fmt.Fprintf(w, "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1700000000,\"model\":%q,\"choices\":[],\"usage\":%s}\n\n", model, usage)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	_ = rc.Flush()
 }

@@ -98,6 +98,7 @@ type UsageRecord struct {
 	RequestID        string    `json:"request_id"`
 	UserID           string    `json:"user_id"`
 	APIKeyID         string    `json:"api_key_id,omitempty"` // empty for the master key
+	EndUser          string    `json:"end_user,omitempty"`   // the caller's own end-user id, if it sent one
 	Timestamp        time.Time `json:"timestamp"`
 	Model            string    `json:"model"`
 	Provider         string    `json:"provider"`
@@ -142,6 +143,7 @@ type UsageFilter struct {
 	UserID   string
 	APIKeyID string
 	Model    string
+	EndUser  string
 	Start    time.Time // inclusive
 	End      time.Time // inclusive
 }

@@ -93,8 +93,8 @@ func (s *Store) enqueueUsage(ctx context.Context, req *usageRequest) error {
 //
 // A filter on APIKeyID or UserID is served from that key's or user's usage
 // index, so its cost does not depend on other users' traffic; Start and End
-// bound every scan. Only a Model filter alone walks all records in the time
-// range.
+// bound every scan. Only Model and EndUser filters alone walk all records in
+// the time range.
 func (s *Store) ListUsage(f UsageFilter, skip, limit int) ([]UsageRecord, error) {
 	recs, _, err := s.listUsage(f, skip, limit)
 	if err != nil {
@@ -123,7 +123,7 @@ func (s *Store) listUsage(f UsageFilter, skip, limit int) ([]UsageRecord, int, e
 	// changed owner; the user filter is checked on the record then.
 	checkUser := f.APIKeyID != "" && f.UserID != ""
 	// Without filters on the record, skipped entries need not be read.
-	readSkipped := f.Model != "" || checkUser
+	readSkipped := f.Model != "" || f.EndUser != "" || checkUser
 
 	recs := []UsageRecord{}
 	visited := 0
@@ -160,7 +160,7 @@ func (s *Store) listUsage(f UsageFilter, skip, limit int) ([]UsageRecord, int, e
 			if err != nil {
 				return fmt.Errorf("loading usage record %q: %w", suffix[timestampKeySize:], err)
 			}
-			if (f.Model != "" && rec.Model != f.Model) || (checkUser && rec.UserID != f.UserID) {
+			if (f.Model != "" && rec.Model != f.Model) || (f.EndUser != "" && rec.EndUser != f.EndUser) || (checkUser && rec.UserID != f.UserID) {
 				continue
 			}
 			if skip > 0 {
