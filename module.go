@@ -84,6 +84,7 @@ type Gateway struct {
 	storagePath string
 	state       *gatewayState
 	logger      *zap.Logger
+	accessLog   *zap.Logger // Caddy's access logger, for entries without keys
 	clock       func() time.Time
 }
 
@@ -107,6 +108,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // the configured prices.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	g.accessLog = newAccessLogger(ctx)
 	repl := caddy.NewReplacer()
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
@@ -242,6 +244,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	setSecurityHeaders(w.Header(), isV1)
 	if !isV1 && !isHealth {
 		return next.ServeHTTP(w, r)
+	}
+	if lw, entry := g.takeOverAccessLog(w, r); entry != nil {
+		w = lw
+		defer entry.write() // last, once the answer is complete
 	}
 	if isV1 {
 		w.Header().Set("X-Request-Id", newRequestID())
