@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 // chatRequestFromAnthropic translates an Anthropic Messages request, as the
@@ -279,4 +280,19 @@ func reasoningEffortFromAnthropic(effort string) string {
 		return "high"
 	}
 	return ""
+}
+
+// useMaxCompletionTokens renames a translated request's max_tokens to
+// max_completion_tokens: OpenAI's reasoning models accept only that name,
+// and every OpenAI model accepts it.
+func useMaxCompletionTokens(body []byte) ([]byte, error) {
+	v := gjson.GetBytes(body, "max_tokens")
+	if !v.Exists() {
+		return body, nil
+	}
+	body, err := sjson.DeleteBytes(body, "max_tokens")
+	if err != nil {
+		return nil, err
+	}
+	return sjson.SetRawBytes(body, "max_completion_tokens", []byte(v.Raw))
 }

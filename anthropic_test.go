@@ -191,6 +191,18 @@ func TestChatRequestFromClaudeCode(t *testing.T) {
 	assertTranslatedJSON(t, "chat request", out, readAnthropicFixture(t, "claude_code_request.want.json"))
 }
 
+func TestUseMaxCompletionTokens(t *testing.T) {
+	t.Parallel()
+	out, err := useMaxCompletionTokens([]byte(`{"model":"m","max_tokens":32000,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertTranslatedPaths(t, out, map[string]string{"max_tokens": "", "max_completion_tokens": "32000", "model": `"m"`})
+	if out, _ := useMaxCompletionTokens([]byte(`{"model":"m"}`)); string(out) != `{"model":"m"}` {
+		t.Errorf("without max_tokens: %s", out)
+	}
+}
+
 func TestChatRequestFromAnthropicCases(t *testing.T) {
 	t.Parallel()
 	const hi = `{"role":"user","content":"hi"}`

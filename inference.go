@@ -233,6 +233,9 @@ func (g *Gateway) buildUpstreamBody(c *call, body []byte, root gjson.Result) err
 	case c.endpoint.kind == kindMessages && c.up.format == formatOpenAI:
 		c.translate, c.upstreamPath = messagesToChat, "/chat/completions"
 		c.body, err = chatRequestFromAnthropic(body, c.model)
+		if err == nil && c.up.maxCompletionTokens {
+			c.body, err = useMaxCompletionTokens(c.body)
+		}
 	default:
 		forceUsage := c.stream && (c.endpoint.kind == kindChat || c.endpoint.kind == kindCompletions)
 		c.body, c.stripUsage, err = patchRequest(body, c.model, forceUsage)

@@ -73,12 +73,15 @@ type knownProvider struct {
 	auth      authStyle
 	format    apiFormat
 	responses bool // serves the Responses API
+	// maxCompletionTokens: translated requests name their limit
+	// max_completion_tokens, as OpenAI's reasoning models require.
+	maxCompletionTokens bool
 }
 
 // knownProviders are OpenAI-compatible providers that need only an API key
 // (or, for local servers, nothing at all).
 var knownProviders = map[string]knownProvider{
-	"openai":      {baseURL: "https://api.openai.com/v1", responses: true},
+	"openai":      {baseURL: "https://api.openai.com/v1", responses: true, maxCompletionTokens: true},
 	"mistral":     {baseURL: "https://api.mistral.ai/v1"},
 	"groq":        {baseURL: "https://api.groq.com/openai/v1"},
 	"deepseek":    {baseURL: "https://api.deepseek.com/v1"},
@@ -94,7 +97,7 @@ var knownProviders = map[string]knownProvider{
 	"moonshot":    {baseURL: "https://api.moonshot.ai/v1"},
 	"gemini":      {baseURL: "https://generativelanguage.googleapis.com/v1beta/openai"},
 	"anthropic":   {baseURL: "https://api.anthropic.com/v1", auth: authAnthropic, format: formatAnthropic},
-	"azureopenai": {auth: authAPIKey, responses: true},
+	"azureopenai": {auth: authAPIKey, responses: true, maxCompletionTokens: true},
 	"ollama":      {baseURL: "http://localhost:11434/v1"},
 	"vllm":        {baseURL: "http://localhost:8000/v1"},
 	"lmstudio":    {baseURL: "http://localhost:1234/v1"},

@@ -34,23 +34,26 @@ type upstream struct {
 	apiVersion string
 	models     []string
 	responses  bool // serves the Responses API
-	timeout    time.Duration
-	client     *http.Client
-	next       atomic.Uint64 // round-robin position
+	// maxCompletionTokens: see knownProvider.
+	maxCompletionTokens bool
+	timeout             time.Duration
+	client              *http.Client
+	next                atomic.Uint64 // round-robin position
 }
 
 // newUpstream resolves placeholders and builds the provider's transport.
 func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstream, error) {
 	known := knownProviders[name]
 	u := &upstream{
-		name:       name,
-		apiKey:     repl.ReplaceKnown(cfg.APIKey, ""),
-		auth:       known.auth,
-		format:     known.format,
-		apiVersion: repl.ReplaceKnown(cfg.APIVersion, ""),
-		models:     cfg.Models,
-		responses:  known.responses || cfg.ResponsesAPI,
-		timeout:    time.Duration(cfg.Timeout),
+		name:                name,
+		apiKey:              repl.ReplaceKnown(cfg.APIKey, ""),
+		auth:                known.auth,
+		format:              known.format,
+		apiVersion:          repl.ReplaceKnown(cfg.APIVersion, ""),
+		models:              cfg.Models,
+		responses:           known.responses || cfg.ResponsesAPI,
+		maxCompletionTokens: known.maxCompletionTokens,
+		timeout:             time.Duration(cfg.Timeout),
 	}
 	if u.timeout == 0 {
 		u.timeout = defaultTimeout

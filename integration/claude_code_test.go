@@ -105,6 +105,9 @@ func TestClaudeCodeThroughTheGateway(t *testing.T) {
 			toolResultSeen := false
 			for _, r := range mock.Requests()[before:] {
 				if r.Path == tt.upstreamPath {
+					if r.Path == "/v1/chat/completions" && (gjson.GetBytes(r.Body, "max_tokens").Exists() || !gjson.GetBytes(r.Body, "max_completion_tokens").Exists()) {
+						t.Errorf("OpenAI got no max_completion_tokens (which its reasoning models require): %.300s", r.Body)
+					}
 					calls = append(calls, r)
 					toolResultSeen = toolResultSeen || strings.Contains(string(r.Body), note)
 				}
