@@ -280,7 +280,7 @@ func TestCORSAndHeaders(t *testing.T) {
 			{"POST", "/v1/users", `{"user_id": "u", "pad": "` + strings.Repeat("x", 1<<20) + `"}`, bearer(masterKey), 413},
 			{"POST", "/v1/chat/completions", `{"model":"mock:ok","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 200},
 			{"POST", "/v1/chat/completions", `{"model":"mock:ok","stream":true,"messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 200},
-			{"POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[]}`, bearer(vk.Key), 400},
+			{"POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 400},
 			{"POST", "/v1/chat/completions", `{"model":"mock:err-503","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 502},
 			{"POST", "/v1/chat/completions", `{"model":"mock:hang","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 504},
 			{"POST", "/v1/embeddings", `{"model":"mock:ok","input":"x"}`, bearer("gw-" + strings.Repeat("N", 64)), 401},
