@@ -42,6 +42,9 @@ func (s *Store) CreateKey(k *APIKey, newUser *User) error {
 			if err := putJSON(txn, userKey(newUser.UserID), newUser); err != nil {
 				return err
 			}
+			if err := setActive(txn, newUser.UserID, true); err != nil {
+				return err
+			}
 		case err != nil:
 			return fmt.Errorf("user %s: %w", k.UserID, err)
 		default:

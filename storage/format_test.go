@@ -72,7 +72,7 @@ func TestOpenRefusesAnUnknownFormat(t *testing.T) {
 		version string
 		want    []string
 	}{
-		{"3", []string{"format version 3", fmt.Sprintf("versions up to %d", FormatVersion)}},
+		{fmt.Sprint(FormatVersion + 1), []string{fmt.Sprintf("format version %d", FormatVersion+1), fmt.Sprintf("versions up to %d", FormatVersion)}},
 		{"999", []string{"format version 999"}},
 		{"x1", []string{`"x1" is not a version number`}},
 	} {
@@ -207,4 +207,54 @@ func keyExists(s *Store, key []byte) (found bool, err error) {
 		return err
 	})
 	return found, err
+}
+
+// A format 2 store gets its indexes of active users and of usage by model.
+func TestOpenMigratesFormat2(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	writeRaw(t, dir, func(txn *badger.Txn) error {
+		if err := txn.Set(formatKey, []byte("2")); err != nil {
+			return err
+		}
+		for i := range migrationBatch + 3 {
+			u := fmt.Sprintf(`{"user_id":"u%05d","created_at":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z"}`, i)
+			if i%2 == 1 {
+				u = fmt.Sprintf(`{"user_id":"u%05d","deleted_at":"2026-11-01T00:00:00Z","created_at":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z"}`, i)
+			}
+			if err := txn.Set(userKey(fmt.Sprintf("u%05d", i)), []byte(u)); err != nil {
+				return err
+			}
+		}
+		for i, model := range []string{"gpt-4o", "claude", "gpt-4o"} {
+			id := fmt.Sprintf("r%d", i)
+			rec := fmt.Sprintf(`{"id":%q,"user_id":"u00000","timestamp":"2026-11-02T00:00:00Z","model":%q,"cost":0.5,"status":"success"}`, id, model)
+			if err := txn.Set(usageTimeKey(usageSuffix(at, id)), []byte(rec)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	users, err := s.ListUsers(0, 2*migrationBatch)
+	if err != nil || len(users) != (migrationBatch+3+1)/2 {
+		t.Fatalf("ListUsers = %d users, %v; want the %d active ones", len(users), err, (migrationBatch+3+1)/2)
+	}
+	for _, u := range users {
+		if u.Deleted() {
+			t.Fatalf("deleted user %s listed", u.UserID)
+		}
+	}
+	recs, err := s.ListUsage(UsageFilter{Model: "gpt-4o"}, 0, 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("usage of gpt-4o = %d records, %v; want 2", len(recs), err)
+	}
+	if v, err := readFormat(s.db); err != nil || v != FormatVersion {
+		t.Errorf("format after migration = %d, %v", v, err)
+	}
 }

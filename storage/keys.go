@@ -19,6 +19,10 @@ import (
 //	usage/t/<ts> <usageID>                 -> UsageRecord
 //	usage/u/<userID> 0x00 <ts> <usageID>   -> empty (usage of a user)
 //	usage/k/<keyID> 0x00 <ts> <usageID>    -> empty (usage of a key)
+//	usage/m/<model> 0x00 <ts> <usageID>    -> empty (usage of a model)
+//	user-active/<userID>                   -> empty (users not deleted)
+//	spend/<owner>/<id> 0x00 <ts>           -> Money, 8 bytes big-endian
+//	format-version                         -> FormatVersion, decimal
 //
 // <ts> is the record's timestamp in Unix nanoseconds as 8 big-endian bytes
 // with the sign bit flipped, so byte order equals time order for every
@@ -40,6 +44,8 @@ const (
 	prefixUsageTime  = "usage/t/"
 	prefixUsageUser  = "usage/u/"
 	prefixUsageKey   = "usage/k/"
+	prefixUsageModel = "usage/m/"
+	prefixUserActive = "user-active/"
 	prefixSpend      = "spend/"
 	indexSeparator   = "\x00"
 	timestampKeySize = 8
@@ -67,6 +73,14 @@ func keyUserKey(userID, keyID string) []byte {
 // usageUserPrefix is the prefix of the usage index of userID.
 func usageUserPrefix(userID string) []byte {
 	return []byte(prefixUsageUser + userID + indexSeparator)
+}
+
+// activeUserKey is the entry of userID in the index of active users.
+func activeUserKey(userID string) []byte { return []byte(prefixUserActive + userID) }
+
+// usageModelPrefix is the prefix of the usage index of model.
+func usageModelPrefix(model string) []byte {
+	return []byte(prefixUsageModel + model + indexSeparator)
 }
 
 // usageKeyPrefix is the prefix of the usage index of API key keyID.

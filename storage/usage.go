@@ -64,6 +64,7 @@ func newUsageRequest(rec *UsageRecord) (*usageRequest, error) {
 	return &usageRequest{
 		userID:     rec.UserID,
 		keyID:      rec.APIKeyID,
+		model:      rec.Model,
 		cost:       rec.Cost,
 		userPeriod: rec.UserPeriod,
 		keyPeriod:  rec.KeyPeriod,
@@ -92,9 +93,9 @@ func (s *Store) enqueueUsage(ctx context.Context, req *usageRequest) error {
 // first skip matches and returning at most limit.
 //
 // A filter on APIKeyID or UserID is served from that key's or user's usage
-// index, so its cost does not depend on other users' traffic; Start and End
-// bound every scan. Only Model and EndUser filters alone walk all records in
-// the time range.
+// index, a Model filter alone from the model's index, so its cost does not
+// depend on other traffic; Start and End bound every scan. Only an EndUser
+// filter alone walks all records in the time range.
 func (s *Store) ListUsage(f UsageFilter, skip, limit int) ([]UsageRecord, error) {
 	recs, _, err := s.listUsage(f, skip, limit)
 	if err != nil {
@@ -110,20 +111,24 @@ func (s *Store) listUsage(f UsageFilter, skip, limit int) ([]UsageRecord, int, e
 	// records; the user and key orderings hold only keys, whose suffix
 	// (timestamp and id) locates the record in the time ordering.
 	var prefix []byte
+	byModel := false
 	switch {
 	case f.APIKeyID != "":
 		prefix = usageKeyPrefix(f.APIKeyID)
 	case f.UserID != "":
 		prefix = usageUserPrefix(f.UserID)
+	case validID(f.Model):
+		prefix, byModel = usageModelPrefix(f.Model), true
 	default:
 		prefix = []byte(prefixUsageTime)
 	}
-	indexed := f.APIKeyID != "" || f.UserID != ""
+	indexed := f.APIKeyID != "" || f.UserID != "" || byModel
 	// A key's index may list another user's records only when the key
 	// changed owner; the user filter is checked on the record then.
 	checkUser := f.APIKeyID != "" && f.UserID != ""
 	// Without filters on the record, skipped entries need not be read.
-	readSkipped := f.Model != "" || f.EndUser != "" || checkUser
+	checkModel := f.Model != "" && !byModel
+	readSkipped := checkModel || f.EndUser != "" || checkUser
 
 	recs := []UsageRecord{}
 	visited := 0
@@ -160,7 +165,7 @@ func (s *Store) listUsage(f UsageFilter, skip, limit int) ([]UsageRecord, int, e
 			if err != nil {
 				return fmt.Errorf("loading usage record %q: %w", suffix[timestampKeySize:], err)
 			}
-			if (f.Model != "" && rec.Model != f.Model) || (f.EndUser != "" && rec.EndUser != f.EndUser) || (checkUser && rec.UserID != f.UserID) {
+			if (checkModel && rec.Model != f.Model) || (f.EndUser != "" && rec.EndUser != f.EndUser) || (checkUser && rec.UserID != f.UserID) {
 				continue
 			}
 			if skip > 0 {

@@ -19,6 +19,7 @@ const (
 type usageRequest struct {
 	userID     string
 	keyID      string
+	model      string // indexed when it is a valid id
 	cost       Money
 	userPeriod time.Time
 	keyPeriod  time.Time
@@ -89,6 +90,11 @@ func applyUsage(txn *badger.Txn, batch []*usageRequest) error {
 		}
 		if req.keyID != "" {
 			if err := txn.Set(concat(usageKeyPrefix(req.keyID), req.suffix), []byte{}); err != nil {
+				return err
+			}
+		}
+		if validID(req.model) {
+			if err := txn.Set(concat(usageModelPrefix(req.model), req.suffix), []byte{}); err != nil {
 				return err
 			}
 		}

@@ -38,6 +38,9 @@ func (s *Store) CreateUser(u *User) error {
 				return err
 			}
 		}
+		if err := txn.Set(activeUserKey(u.UserID), []byte{}); err != nil {
+			return err
+		}
 		return putJSON(txn, userKey(u.UserID), u)
 	})
 	if err != nil {
@@ -60,35 +63,45 @@ func (s *Store) GetUser(id string) (*User, error) {
 }
 
 // ListUsers returns active users in ascending byte order of their ids,
-// skipping the first skip of them and returning at most limit.
+// skipping the first skip of them and returning at most limit. It walks
+// the index of active users, which holds keys only: skipped users cost a
+// key each, and only the users returned are read and decoded.
 func (s *Store) ListUsers(skip, limit int) ([]User, error) {
+	users, _, err := s.listUsers(skip, limit)
+	return users, err
+}
+
+// listUsers implements ListUsers and also reports how many user records
+// it decoded.
+func (s *Store) listUsers(skip, limit int) ([]User, int, error) {
 	users := []User{}
+	decoded := 0
 	err := s.view(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(prefixUser)
+		opts.Prefix = []byte(prefixUserActive)
+		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 
 		for it.Rewind(); it.Valid() && len(users) < limit; it.Next() {
-			var u User
-			if err := decodeItem(it.Item(), &u); err != nil {
-				return err
-			}
-			if u.Deleted() {
-				continue
-			}
 			if skip > 0 {
 				skip--
 				continue
+			}
+			id := string(it.Item().Key()[len(prefixUserActive):])
+			var u User
+			decoded++
+			if err := getJSON(txn, userKey(id), &u); err != nil {
+				return fmt.Errorf("user %s: %w", id, err)
 			}
 			users = append(users, u)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
+		return nil, decoded, fmt.Errorf("listing users: %w", err)
 	}
-	return users, nil
+	return users, decoded, nil
 }
 
 // UpdateUser applies fn to the stored user and saves the result, all in one
@@ -108,13 +121,18 @@ func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 		if err := getJSON(txn, userKey(id), &u); err != nil {
 			return err
 		}
-		oldBudget := u.BudgetID
+		oldBudget, wasDeleted := u.BudgetID, u.Deleted()
 		if err := fn(&u); err != nil {
 			return &callbackError{err: err}
 		}
 		u.UserID = id
 		if u.BudgetID != nil && (oldBudget == nil || *oldBudget != *u.BudgetID) {
 			if err := checkBudget(txn, u.BudgetID); err != nil {
+				return err
+			}
+		}
+		if u.Deleted() != wasDeleted {
+			if err := setActive(txn, id, !u.Deleted()); err != nil {
 				return err
 			}
 		}
@@ -147,6 +165,9 @@ func (s *Store) DeleteUser(id string, now time.Time) error {
 		u.DeletedAt = &deletedAt
 		u.UpdatedAt = now
 		if err := putJSON(txn, userKey(id), &u); err != nil {
+			return err
+		}
+		if err := setActive(txn, id, false); err != nil {
 			return err
 		}
 
@@ -189,4 +210,12 @@ func checkBudget(txn *badger.Txn, budgetID *string) error {
 		return fmt.Errorf("budget %s: %w", *budgetID, ErrBudgetMissing)
 	}
 	return nil
+}
+
+// setActive adds the user to, or removes it from, the index of active users.
+func setActive(txn *badger.Txn, userID string, active bool) error {
+	if active {
+		return txn.Set(activeUserKey(userID), []byte{})
+	}
+	return txn.Delete(activeUserKey(userID))
 }
