@@ -131,7 +131,7 @@ func TestCORSAndHeaders(t *testing.T) {
 
 	t.Run("cors off by default", func(t *testing.T) {
 		t.Parallel()
-		g := startChecked(t, gatewayConfig{Block: "price openai:gpt-4o-mini 0.15 0.60"})
+		g := startChecked(t, gatewayConfig{Block: "provider openai\n\t\tprice openai:gpt-4o-mini 0.15 0.60"})
 		for _, path := range []string{"/v1/chat/completions", "/v1/users", "/v1/pricing", "/health"} {
 			r := preflight(t, g, path, appOrigin, "POST")
 			expectNoCORS(t, r)
@@ -282,7 +282,7 @@ func TestCORSAndHeaders(t *testing.T) {
 			{"POST", "/v1/chat/completions", `{"model":"mock:ok","stream":true,"messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 200},
 			{"POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 400},
 			{"POST", "/v1/chat/completions", `{"model":"mock:err-503","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 502},
-			{"POST", "/v1/chat/completions", `{"model":"mock:hang","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 504},
+			{"POST", "/v1/chat/completions", `{"model":"stuck:hang","messages":[{"role":"user","content":"hi"}]}`, bearer(vk.Key), 504},
 			{"POST", "/v1/embeddings", `{"model":"mock:ok","input":"x"}`, bearer("gw-" + strings.Repeat("N", 64)), 401},
 			{"GET", "/v1/models/mock:nope", nil, bearer(vk.Key), 404},
 			{"OPTIONS", "/v1/models", nil, bearer(vk.Key), 405},

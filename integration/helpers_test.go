@@ -330,14 +330,31 @@ func jsonEqual(t *testing.T, a, b any) bool {
 }
 
 // mockProvider is the config of a provider "mock" served by m, with the
-// model mock:ok priced at 1 and 2 USD per million tokens.
+// model mock:ok priced at 1 and 2 USD per million tokens, and of the
+// provider "stuck" (see stuckProvider).
 func mockProvider(m *mockUpstream) string {
 	return fmt.Sprintf(`provider mock {
 			api_key {env.PROVIDER_KEY}
 			base_url %s
-			timeout 5s
 		}
-		price mock:ok 1 2`, m.BaseURL())
+		%s
+		price mock:ok 1 2`, m.BaseURL(), stuckProvider(m))
+}
+
+// stuckTimeout is the whole-call timeout of the provider "stuck".
+const stuckTimeout = 2 * time.Second
+
+// stuckProvider is the config of a provider "stuck" served by m with a
+// short timeout, for the tests of that timeout (stuck:hang never answers,
+// so only the timeout can end it). The provider "mock" keeps the default
+// timeout (10 min), so no clock can cut a mock request or a held stream on
+// a slow machine.
+func stuckProvider(m *mockUpstream) string {
+	return fmt.Sprintf(`provider stuck {
+			api_key {env.PROVIDER_KEY}
+			base_url %s
+			timeout %s
+		}`, m.BaseURL(), stuckTimeout)
 }
 
 // mockCost is what one mock:ok chat completion costs.

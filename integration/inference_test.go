@@ -61,15 +61,15 @@ func startInferenceGateway(t *testing.T, extraProvider string) *inferenceGateway
 			api_key {env.PROVIDER_KEY}
 			base_url %s
 			models listed-only
-			timeout 3s
 			responses_api
 		}
+		%s
 		price mock:ok %v %v
 		price mock:no-usage %v %v
 		price mock:gated %v %v
 		price mock:drop %v %v
 		price mock:emb %v %v
-		%s`, mock.BaseURL(),
+		%s`, mock.BaseURL(), stuckProvider(mock),
 		inputPrice, outputPrice, inputPrice, outputPrice, inputPrice, outputPrice, inputPrice, outputPrice, inputPrice, outputPrice,
 		extraProvider)
 	g := startGateway(t, gatewayConfig{Block: block})
@@ -372,7 +372,7 @@ func TestUpstreamErrorsWithOpenAISDK(t *testing.T) {
 		{"mock:err-400", 400, "mock error 400 with secret detail"},
 		{"mock:err-429", 429, "mock error 429 with secret detail"},
 		{"mock:err-404", 404, "mock error 404 with secret detail"},
-		{"mock:hang", 504, "LLM provider timeout"},
+		{"stuck:hang", 504, "LLM provider timeout"},
 		{"slow:any", 502, "LLM provider error"},
 	}
 	for _, tt := range tests {
