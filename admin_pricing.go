@@ -13,18 +13,37 @@ type priceResponse struct {
 	ModelKey              string    `json:"model_key"`
 	InputPricePerMillion  float64   `json:"input_price_per_million"`
 	OutputPricePerMillion float64   `json:"output_price_per_million"`
+	Source                string    `json:"source"` // "config" or "api"
 	CreatedAt             time.Time `json:"created_at"`
 	UpdatedAt             time.Time `json:"updated_at"`
 }
 
-func newPriceResponse(p *storage.Price) priceResponse {
+// Where a price comes from, as /v1/pricing shows it.
+const (
+	priceFromConfig = "config" // a `price` of the gateway's config: read-only through the API
+	priceFromAPI    = "api"
+)
+
+func (g *Gateway) newPriceResponse(p *storage.Price) priceResponse {
+	source := priceFromAPI
+	if g.configOwned(p.ModelKey) {
+		source = priceFromConfig
+	}
 	return priceResponse{
 		ModelKey:              p.ModelKey,
 		InputPricePerMillion:  p.InputPricePerMillion,
 		OutputPricePerMillion: p.OutputPricePerMillion,
+		Source:                source,
 		CreatedAt:             p.CreatedAt,
 		UpdatedAt:             p.UpdatedAt,
 	}
+}
+
+// errConfigOwnedPrice refuses an API write to a price the config sets: the
+// next reload would silently undo it.
+func errConfigOwnedPrice(key string) *apiError {
+	return newError(http.StatusConflict, "price_set_in_config", fmt.Sprintf(
+		"Pricing for model '%s' is set in the gateway config: change the price line there and reload", key))
 }
 
 type priceRequest struct {
@@ -58,6 +77,9 @@ func (g *Gateway) upsertPrice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errValidation("Field 'model_key' must be 'provider:model'")
 	}
+	if g.configOwned(key) {
+		return errConfigOwnedPrice(key)
+	}
 	now := g.now()
 	var stored *storage.Price
 	err = g.adminWrite(func() (err error) {
@@ -73,7 +95,7 @@ func (g *Gateway) upsertPrice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError{fmt.Errorf("storing price %s: %w", key, err)}
 	}
-	writeJSON(w, http.StatusOK, newPriceResponse(stored))
+	writeJSON(w, http.StatusOK, g.newPriceResponse(stored))
 	return nil
 }
 
@@ -88,7 +110,7 @@ func (g *Gateway) listPrices(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]priceResponse, len(prices))
 	for i := range prices {
-		out[i] = newPriceResponse(&prices[i])
+		out[i] = g.newPriceResponse(&prices[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -106,7 +128,7 @@ func (g *Gateway) getPrice(w http.ResponseWriter, _ *http.Request, raw string) e
 	if err != nil {
 		return storeError{fmt.Errorf("loading price %s: %w", key, err)}
 	}
-	writeJSON(w, http.StatusOK, newPriceResponse(p))
+	writeJSON(w, http.StatusOK, g.newPriceResponse(p))
 	return nil
 }
 
@@ -114,6 +136,9 @@ func (g *Gateway) deletePrice(w http.ResponseWriter, _ *http.Request, raw string
 	key, err := normalizeModelKey(raw)
 	if err != nil {
 		return priceNotFound(raw)
+	}
+	if g.configOwned(key) {
+		return errConfigOwnedPrice(key)
 	}
 	err = g.adminWrite(func() error { return g.state.store.DeletePrice(key) })
 	if errors.Is(err, storage.ErrNotFound) {

@@ -1,8 +1,11 @@
 package llmgateway
 
 import (
+	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -49,6 +52,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	// Where each price line is, to name it if its provider is missing:
+	// provider blocks may come after the prices.
+	var prices []priceLine
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "master_key":
@@ -59,14 +65,21 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&g.StoragePath) {
 				return d.ArgErr()
 			}
+			if !strings.Contains(g.StoragePath, "{") && !filepath.IsAbs(g.StoragePath) {
+				return d.Errf("storage_path %q is relative: give an absolute path, or leave storage_path out to use Caddy's data directory", g.StoragePath)
+			}
 		case "provider":
 			if err := g.unmarshalProvider(d); err != nil {
 				return err
 			}
 		case "price":
-			if err := g.unmarshalPrice(d); err != nil {
+			line := priceLine{err: d.Errf("")}
+			key, err := g.unmarshalPrice(d)
+			if err != nil {
 				return err
 			}
+			line.key = key
+			prices = append(prices, line)
 		case "rate_limit_rpm":
 			n, err := intArg(d, "rate_limit_rpm")
 			if err != nil {
@@ -104,7 +117,20 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized subdirective '%s'", d.Val())
 		}
 	}
+	for _, p := range prices {
+		if provider, _, _ := splitModel(p.key); g.Providers[provider] == nil {
+			return fmt.Errorf("price %s: provider %q is not configured in this llm_gateway block (add a `provider %s` block or fix the name)%w",
+				p.key, provider, provider, p.err)
+		}
+	}
 	return nil
+}
+
+// priceLine is a parsed price line: its model key, and an empty error
+// carrying its position in the Caddyfile.
+type priceLine struct {
+	key string
+	err error
 }
 
 func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
@@ -190,28 +216,29 @@ func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func (g *Gateway) unmarshalPrice(d *caddyfile.Dispenser) error {
+// unmarshalPrice parses a price line and returns its normalised model key.
+func (g *Gateway) unmarshalPrice(d *caddyfile.Dispenser) (string, error) {
 	var key, in, out string
 	if !d.AllArgs(&key, &in, &out) {
-		return d.ArgErr()
+		return "", d.ArgErr()
 	}
 	modelKey, err := normalizeModelKey(key)
 	if err != nil {
-		return d.Errf("price: %v", err)
+		return "", d.Errf("price: %v", err)
 	}
 	inPrice, err1 := strconv.ParseFloat(in, 64)
 	outPrice, err2 := strconv.ParseFloat(out, 64)
 	if err1 != nil || err2 != nil || !validPrice(inPrice) || !validPrice(outPrice) {
-		return d.Errf("price %s: prices must be non-negative numbers (USD per 1M tokens), got %q %q", key, in, out)
+		return "", d.Errf("price %s: prices must be non-negative numbers (USD per 1M tokens), got %q %q", key, in, out)
 	}
 	if _, dup := g.Pricing[modelKey]; dup {
-		return d.Errf("price for %s defined twice", modelKey)
+		return "", d.Errf("price for %s defined twice", modelKey)
 	}
 	if g.Pricing == nil {
 		g.Pricing = make(map[string]PriceConfig)
 	}
 	g.Pricing[modelKey] = PriceConfig{InputPricePerMillion: inPrice, OutputPricePerMillion: outPrice}
-	return nil
+	return modelKey, nil
 }
 
 func intArg(d *caddyfile.Dispenser, name string) (int, error) {

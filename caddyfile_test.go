@@ -1,6 +1,8 @@
 package llmgateway
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -70,6 +72,19 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			},
 		},
 		{
+			name:  "price before its provider block",
+			input: "llm_gateway {\n price mine:m 1 2\n provider mine {\n base_url http://127.0.0.1:1/v1\n }\n}",
+			want: &Gateway{
+				Providers: map[string]*ProviderConfig{"mine": {BaseURLs: []string{"http://127.0.0.1:1/v1"}}},
+				Pricing:   map[string]PriceConfig{"mine:m": {InputPricePerMillion: 1, OutputPricePerMillion: 2}},
+			},
+		},
+		{
+			name:  "storage_path from a placeholder",
+			input: "llm_gateway {\n storage_path {env.GW_DIR}\n}",
+			want:  &Gateway{StoragePath: "{env.GW_DIR}"},
+		},
+		{
 			name:  "known provider without block",
 			input: "llm_gateway {\n provider ollama\n}",
 			want:  &Gateway{Providers: map[string]*ProviderConfig{"ollama": {}}},
@@ -96,6 +111,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "rpm not a number", input: "llm_gateway {\n rate_limit_rpm many\n}", wantErr: "non-negative integer"},
 		{name: "bad max_request_body", input: "llm_gateway {\n max_request_body huge\n}", wantErr: "invalid size"},
 		{name: "bad origin", input: "llm_gateway {\n cors_allow_origins app.example.com\n}", wantErr: "invalid origin"},
+		{name: "price for a provider not configured names the line", input: "llm_gateway {\n provider openai\n price opnai:gpt-4o 1 2\n}", wantErr: `provider "opnai" is not configured in this llm_gateway block (add a ` + "`provider opnai`" + ` block or fix the name), at Testfile:3`},
+		{name: "price for a known provider without a provider line", input: "llm_gateway {\n price openai:gpt-4o 1 2\n}", wantErr: `price openai:gpt-4o: provider "openai" is not configured`},
+		{name: "relative storage_path", input: "llm_gateway {\n storage_path ./llm_gateway_data\n}", wantErr: `storage_path "./llm_gateway_data" is relative`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,14 +140,77 @@ func TestValidateRejectsBadJSONConfig(t *testing.T) {
 	t.Parallel()
 	tests := map[string]*Gateway{
 		"negative body limit": {MaxRequestBody: -1},
-		"negative price":      {Pricing: map[string]PriceConfig{"openai:x": {InputPricePerMillion: -1}}},
-		"bad model key":       {Pricing: map[string]PriceConfig{"nomodel": {}}},
-		"provider no url":     {Providers: map[string]*ProviderConfig{"custom": {}}},
-		"bad origin":          {CORSAllowOrigins: []string{"not a url"}},
+		"negative price": {
+			Providers: map[string]*ProviderConfig{"openai": {}},
+			Pricing:   map[string]PriceConfig{"openai:x": {InputPricePerMillion: -1}},
+		},
+		"price of a provider not configured": {
+			Providers: map[string]*ProviderConfig{"openai": {}},
+			Pricing:   map[string]PriceConfig{"opnai:x": {InputPricePerMillion: 1}},
+		},
+		"bad model key":   {Pricing: map[string]PriceConfig{"nomodel": {}}},
+		"provider no url": {Providers: map[string]*ProviderConfig{"custom": {}}},
+		"bad origin":      {CORSAllowOrigins: []string{"not a url"}},
 	}
 	for name, g := range tests {
 		if err := g.Validate(); err == nil {
 			t.Errorf("%s: Validate() = nil, want an error", name)
 		}
+	}
+}
+
+// TestProvisionHasNoSideEffects provisions and validates configs as
+// `caddy validate` does, without starting them: nothing is created on disk,
+// whether the config is valid or not; a relative storage_path is refused.
+func TestProvisionHasNoSideEffects(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "store")
+	tests := []struct {
+		name    string
+		g       *Gateway
+		wantErr string
+	}{
+		{name: "valid", g: &Gateway{
+			StoragePath: dir,
+			Providers:   map[string]*ProviderConfig{"openai": {APIKey: "sk-x"}},
+			Pricing:     map[string]PriceConfig{"openai:gpt-4o": {InputPricePerMillion: 1, OutputPricePerMillion: 2}},
+		}},
+		{name: "negative price", wantErr: "must not be negative", g: &Gateway{
+			StoragePath: dir,
+			Providers:   map[string]*ProviderConfig{"openai": {APIKey: "sk-x"}},
+			Pricing:     map[string]PriceConfig{"openai:gpt-4o": {InputPricePerMillion: -1}},
+		}},
+		{name: "unconfigured provider", wantErr: `provider "opnai" is not configured`, g: &Gateway{
+			StoragePath: dir,
+			Providers:   map[string]*ProviderConfig{"openai": {APIKey: "sk-x"}},
+			Pricing:     map[string]PriceConfig{"opnai:gpt-4o": {InputPricePerMillion: 1}},
+		}},
+		{name: "relative storage_path", wantErr: `storage_path "rel/store" is relative`, g: &Gateway{StoragePath: "rel/store"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, err := caddy.ProvisionContext(&caddy.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.g.Provision(ctx)
+			if err == nil {
+				err = tt.g.Validate()
+			}
+			if cerr := tt.g.Cleanup(); cerr != nil {
+				t.Errorf("Cleanup: %v", cerr)
+			}
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+			}
+			entries, err := os.ReadDir(root)
+			if err != nil || len(entries) != 0 {
+				t.Fatalf("provisioning and validating wrote %v (%v)", entries, err)
+			}
+		})
 	}
 }

@@ -94,10 +94,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 		if err != nil {
 			cancel()
 			canRetry := isDialError(err) && try+1 < uint64(len(c.up.baseURLs)) && r.Context().Err() == nil
-			apiErr := g.upstreamFailure(c, err)
-			a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, apiErr.Message
+			apiErr, cause := g.upstreamFailure(c, err)
+			a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, cause
 			if canRetry {
-				a.errorMessage = "connection failed; retrying on the next base URL"
+				a.errorMessage = cause + "; retrying on the next base URL"
 			}
 			if rerr := g.record(c, a, canRetry); rerr != nil {
 				return rerr
@@ -137,15 +137,19 @@ func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start
 	return resp, err
 }
 
-// upstreamFailure maps a failed round trip to the contract's error.
-func (g *Gateway) upstreamFailure(c *call, err error) *apiError {
-	if c := g.logger.Check(zapcore.DebugLevel, "provider request failed"); c != nil {
-		c.Write(zap.String("error", err.Error()))
+// upstreamFailure maps a failed round trip to the contract's error and to
+// the cause the operator sees (in the usage record, and in a warning
+// limited per provider; see upstream_errors.go).
+func (g *Gateway) upstreamFailure(c *call, err error) (*apiError, string) {
+	if ce := g.logger.Check(zapcore.DebugLevel, "provider request failed"); ce != nil {
+		ce.Write(zap.String("error", c.up.redact(err.Error())))
 	}
+	cause := c.up.failureCause(err)
+	g.warnProviderFailure(c, cause, 0, err.Error())
 	if isTimeout(err) {
-		return newError(http.StatusGatewayTimeout, "provider_timeout", msgProviderTimeout)
+		return newError(http.StatusGatewayTimeout, "provider_timeout", msgProviderTimeout), cause
 	}
-	return newError(http.StatusBadGateway, "provider_error", msgProviderError)
+	return newError(http.StatusBadGateway, "provider_error", msgProviderError), cause
 }
 
 func isTimeout(err error) bool {
@@ -172,7 +176,12 @@ func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, r
 				zap.String("body", c.up.redact(string(text))))
 		}
 		a.failed, a.statusCode = true, http.StatusBadGateway
-		a.errorMessage = "provider returned " + strconv.Itoa(resp.StatusCode)
+		a.errorMessage = statusCause(resp.StatusCode)
+		detail := string(text)
+		if msg := gjson.GetBytes(text, "error.message"); msg.Type == gjson.String {
+			detail = msg.Str
+		}
+		g.warnProviderFailure(c, a.errorMessage, resp.StatusCode, detail)
 		if err := g.record(c, a, false); err != nil {
 			return err
 		}
@@ -213,8 +222,8 @@ func (g *Gateway) passThroughError(ctx context.Context, w http.ResponseWriter, c
 
 // failRead records an attempt whose response could not be read.
 func (g *Gateway) failRead(c *call, a *attempt, err error) error {
-	apiErr := g.upstreamFailure(c, err)
-	a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, apiErr.Message
+	apiErr, cause := g.upstreamFailure(c, err)
+	a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, cause
 	if rerr := g.record(c, a, false); rerr != nil {
 		return rerr
 	}
@@ -225,19 +234,19 @@ func (g *Gateway) failRead(c *call, a *attempt, err error) error {
 func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
 	body, err := readAllSized(resp.Body, resp.ContentLength, maxResponseBody)
 	if err == nil && len(body) > maxResponseBody {
-		err = fmt.Errorf("response body over %d bytes", maxResponseBody)
+		err = fmt.Errorf("%w: over %d bytes", errResponseTooLarge, maxResponseBody)
 	}
 	if err != nil {
 		return g.failRead(c, a, err)
 	}
 	if !gjson.ValidBytes(body) {
-		return g.failRead(c, a, fmt.Errorf("provider answered %d with a body that is not JSON", resp.StatusCode))
+		return g.failRead(c, a, fmt.Errorf("%w: provider answered %d", errResponseNotJSON, resp.StatusCode))
 	}
 	a.statusCode = resp.StatusCode
 	if c.translate != passThrough {
 		translated, usage, err := c.translateBody(body)
 		if err != nil {
-			return g.failRead(c, a, err)
+			return g.failRead(c, a, fmt.Errorf("%w: %w", errResponseTranslation, err))
 		}
 		body = translated
 		a.usageSeen, a.promptTokens, a.completionTokens = usage.seen, usage.prompt, usage.completion
@@ -348,8 +357,8 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 			clientGone = true
 			break
 		}
-		apiErr := g.upstreamFailure(c, err)
-		a.failed, a.errorMessage = true, "stream interrupted: "+apiErr.Message
+		_, cause := g.upstreamFailure(c, err)
+		a.failed, a.errorMessage = true, "stream interrupted: "+cause
 		g.recordStream(c, a, &scan)
 		recorded = true
 		if !lineStart {

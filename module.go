@@ -8,11 +8,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -46,9 +49,11 @@ type Gateway struct {
 	// master key the admin routes answer 503.
 	MasterKey string `json:"master_key,omitempty"`
 
-	// Directory of the Badger database. Default: Caddy's data directory +
-	// `/llm_gateway`. Every handler naming the same directory shares one
-	// open database, across config reloads too.
+	// Directory of the Badger database, an absolute path. Default: Caddy's
+	// data directory + `/llm_gateway`. A relative path is refused: it would
+	// depend on the directory Caddy is started from (under systemd, `/`).
+	// Every handler naming the same directory shares one open database,
+	// across config reloads too.
 	StoragePath string `json:"storage_path,omitempty"`
 
 	// Upstream LLM providers by name. The name is the prefix clients use in
@@ -56,9 +61,11 @@ type Gateway struct {
 	// an API key; any other name needs a base URL.
 	Providers map[string]*ProviderConfig `json:"providers,omitempty"`
 
-	// Model prices in USD per million tokens, by `provider:model`. They seed
-	// the price table at start; prices already stored (set through
-	// `/v1/pricing`) win.
+	// Model prices in USD per million tokens, by `provider:model`; the
+	// provider must be one of Providers. A config price is the truth for
+	// its model: it is written to the store at every start and reload
+	// (replacing a price set through `/v1/pricing`), `/v1/pricing` shows it
+	// with `source: "config"`, and the API refuses to change or delete it.
 	Pricing map[string]PriceConfig `json:"pricing,omitempty"`
 
 	// Requests per minute allowed per user across all their keys. 0: no limit.
@@ -76,16 +83,19 @@ type Gateway struct {
 	// Default: 10 MiB. Admin routes are always capped at 1 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
 
-	hasMaster   bool
-	masterHash  [sha256.Size]byte
-	upstreams   map[string]*upstream
-	collections map[string]collection
-	started     time.Time
-	storagePath string
-	state       *gatewayState
-	logger      *zap.Logger
-	accessLog   *zap.Logger // Caddy's access logger, for entries without keys
-	clock       func() time.Time
+	hasMaster    bool
+	masterHash   [sha256.Size]byte
+	upstreams    map[string]*upstream
+	collections  map[string]collection
+	configPrices map[string]PriceConfig // Pricing by normalised model key
+	started      time.Time
+	storagePath  string
+	held         *gatewayState // acquired from states by start; released by Cleanup
+	state        *gatewayState // held, once start has succeeded; read after ready
+	ready        *readyGate    // opened when start has ended (or will never run)
+	logger       *zap.Logger
+	accessLog    *zap.Logger // Caddy's access logger, for entries without keys
+	clock        func() time.Time
 }
 
 // PriceConfig is a model's price in USD per million tokens.
@@ -104,11 +114,17 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves placeholders, opens (or shares) the store and seeds
-// the configured prices.
+// minMasterKeyLength is the length under which a master key is warned about.
+const minMasterKeyLength = 32
+
+// Provision resolves placeholders and prepares the handler. It has no side
+// effect outside memory: the store is opened, and the config's prices are
+// written, by start, when Caddy starts the config (see startupApp), so that
+// `caddy validate` and a config that fails validation write nothing.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.accessLog = newAccessLogger(ctx)
+	g.ready = newReadyGate()
 	repl := caddy.NewReplacer()
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
@@ -117,6 +133,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if master := repl.ReplaceKnown(g.MasterKey, ""); master != "" {
 		g.hasMaster = true
 		g.masterHash = sha256Sum(master)
+		if len(master) < minMasterKeyLength {
+			g.logger.Warn("the master key is short: use at least 32 random characters, e.g. `openssl rand -base64 32`",
+				zap.Int("length", len(master)))
+		}
 	} else {
 		g.logger.Warn("no master key configured: admin routes will answer 503")
 	}
@@ -127,30 +147,20 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		g.DefaultMaxTokens = 4096
 	}
 
-	dir := repl.ReplaceKnown(g.StoragePath, "")
-	if dir == "" {
-		dir = filepath.Join(caddy.AppDataDir(), "llm_gateway")
-	}
-	dir, err := filepath.Abs(dir)
+	dir, err := resolveStoragePath(repl.ReplaceKnown(g.StoragePath, ""))
 	if err != nil {
-		return fmt.Errorf("resolving storage_path: %w", err)
-	}
-	val, loaded, err := states.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		return newGatewayState(storage.Options{
-			Dir:    dir,
-			Logger: caddy.Log().Named("llm_gateway.badger"),
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("opening store at %s: %w", dir, err)
-	}
-	g.state, g.storagePath = val.(*gatewayState), dir
-	g.logger.Debug("store ready", zap.String("storage_path", dir), zap.Bool("shared", loaded))
-
-	if err := g.seedPrices(); err != nil {
 		return err
 	}
-	g.state.cache.invalidate() // a reload may have seeded prices
+	g.storagePath = dir
+
+	g.configPrices = make(map[string]PriceConfig, len(g.Pricing))
+	for key, p := range g.Pricing {
+		modelKey, err := normalizeModelKey(key)
+		if err != nil {
+			return fmt.Errorf("pricing %q: %w", key, err)
+		}
+		g.configPrices[modelKey] = p
+	}
 
 	g.started = time.Now()
 	g.collections = g.adminCollections()
@@ -164,30 +174,158 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			return err
 		}
 		g.upstreams[name] = up
+		if up.apiKey == "" {
+			warnMissingAPIKey(g.logger, name, cfg)
+		}
 	}
+
+	app, err := ctx.App("llm_gateway")
+	if err != nil {
+		return fmt.Errorf("loading the llm_gateway app: %w", err)
+	}
+	app.(*startupApp).register(g)
 	return nil
 }
 
-// seedPrices stores configured prices that the store does not have yet.
-func (g *Gateway) seedPrices() error {
+// resolveStoragePath returns the absolute store directory for the
+// configured storage_path (placeholders resolved).
+func resolveStoragePath(dir string) (string, error) {
+	if dir == "" {
+		return filepath.Join(caddy.AppDataDir(), "llm_gateway"), nil
+	}
+	if !filepath.IsAbs(dir) {
+		return "", fmt.Errorf("storage_path %q is relative: give an absolute path, or leave storage_path out to use Caddy's data directory (%s)",
+			dir, filepath.Join(caddy.AppDataDir(), "llm_gateway"))
+	}
+	return filepath.Clean(dir), nil
+}
+
+// warnMissingAPIKey warns about a provider that will be called without an
+// API key, unless it is one that needs none (a local server, or a provider
+// of the operator's own without an api_key line).
+func warnMissingAPIKey(logger *zap.Logger, name string, cfg *ProviderConfig) {
+	if cfg.APIKey != "" {
+		// Only placeholders can resolve to nothing, so the configured
+		// value is a placeholder's name, not a secret.
+		logger.Warn("provider api_key resolves to an empty value: the provider will likely refuse every request",
+			zap.String("provider", name), zap.String("api_key", cfg.APIKey))
+		return
+	}
+	known, ok := knownProviders[name]
+	if !ok || len(cfg.BaseURLs) > 0 || known.baseURL == "" || strings.HasPrefix(known.baseURL, "http://localhost") {
+		return
+	}
+	logger.Warn("provider has no api_key: the provider will likely refuse every request",
+		zap.String("provider", name))
+}
+
+// start acquires the store, writes the config's prices and lets requests
+// in. Caddy calls it (through startupApp) when the config starts.
+func (g *Gateway) start() error {
+	defer g.markReady()
+	dir := g.storagePath
+	val, loaded, err := states.LoadOrNew(dir, func() (caddy.Destructor, error) {
+		return newGatewayState(storage.Options{
+			Dir:    dir,
+			Logger: caddy.Log().Named("llm_gateway.badger"),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("opening store at %s: %w", dir, err)
+	}
+	g.held = val.(*gatewayState)
+	if err := g.writeConfigPrices(); err != nil {
+		return err
+	}
+	g.held.cache.invalidate() // a reload may have changed prices
+	g.state = g.held
+
+	providers := make([]string, 0, len(g.Providers))
+	for name := range g.Providers {
+		providers = append(providers, name)
+	}
+	slices.Sort(providers)
+	g.logger.Info("llm_gateway started",
+		zap.String("storage_path", dir),
+		zap.Bool("store_shared", loaded),
+		zap.Strings("providers", providers),
+		zap.Int("config_prices", len(g.configPrices)),
+		zap.Bool("master_key_set", g.hasMaster))
+	return nil
+}
+
+// markReady lets requests waiting for start in, with or without a store.
+func (g *Gateway) markReady() { g.ready.open() }
+
+// waitReady waits until start has ended; false if the client left first.
+func (g *Gateway) waitReady(r *http.Request) bool {
+	select {
+	case <-g.ready.ch:
+		return true
+	default:
+	}
+	select {
+	case <-g.ready.ch:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// readyGate is a channel closed once.
+type readyGate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newReadyGate() *readyGate { return &readyGate{ch: make(chan struct{})} }
+
+func (r *readyGate) open() { r.once.Do(func() { close(r.ch) }) }
+
+// writeConfigPrices makes the stored price of every model the config
+// prices equal to the config's: a config price is the truth for its model,
+// at every start and reload. Replacing a different stored price is logged.
+func (g *Gateway) writeConfigPrices() error {
+	keys := make([]string, 0, len(g.configPrices))
+	for key := range g.configPrices {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
 	now := g.now()
-	for key, p := range g.Pricing {
-		modelKey, err := normalizeModelKey(key)
-		if err != nil {
-			return fmt.Errorf("price %q: %w", key, err)
+	for _, key := range keys {
+		p := g.configPrices[key]
+		old, err := g.held.store.GetPrice(key)
+		switch {
+		case err == nil && old.InputPricePerMillion == p.InputPricePerMillion && old.OutputPricePerMillion == p.OutputPricePerMillion:
+			continue
+		case err == nil:
+			g.logger.Info("config price replaces the stored price",
+				zap.String("model_key", key),
+				zap.Float64("old_input_price_per_million", old.InputPricePerMillion),
+				zap.Float64("old_output_price_per_million", old.OutputPricePerMillion),
+				zap.Float64("input_price_per_million", p.InputPricePerMillion),
+				zap.Float64("output_price_per_million", p.OutputPricePerMillion))
+		case !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("loading price %s: %w", key, err)
 		}
-		_, err = g.state.store.SeedPrice(&storage.Price{
-			ModelKey:              modelKey,
+		_, err = g.held.store.PutPrice(&storage.Price{
+			ModelKey:              key,
 			InputPricePerMillion:  p.InputPricePerMillion,
 			OutputPricePerMillion: p.OutputPricePerMillion,
 			CreatedAt:             now,
 			UpdatedAt:             now,
 		})
 		if err != nil {
-			return fmt.Errorf("seeding price %s: %w", modelKey, err)
+			return fmt.Errorf("storing the config price of %s: %w", key, err)
 		}
 	}
 	return nil
+}
+
+// configOwned reports whether the config prices modelKey (normalised).
+func (g *Gateway) configOwned(modelKey string) bool {
+	_, ok := g.configPrices[modelKey]
+	return ok
 }
 
 // Validate rejects configurations that cannot work.
@@ -208,6 +346,9 @@ func (g *Gateway) Validate() error {
 		if !validPrice(p.InputPricePerMillion) || !validPrice(p.OutputPricePerMillion) {
 			return fmt.Errorf("pricing %q: prices must not be negative", key)
 		}
+		if provider, _, _ := splitModel(key); g.Providers[provider] == nil {
+			return fmt.Errorf("pricing %q: provider %q is not configured (no such entry in providers)", key, provider)
+		}
 	}
 	for _, origin := range g.CORSAllowOrigins {
 		if err := validateOrigin(origin); err != nil {
@@ -227,7 +368,10 @@ func (g *Gateway) Cleanup() error {
 	for _, up := range g.upstreams {
 		up.close()
 	}
-	if g.state == nil {
+	if g.ready != nil {
+		g.markReady() // the config will not start (or is stopping)
+	}
+	if g.held == nil {
 		return nil
 	}
 	// g.state stays set: a reload does not wait for this config's requests
@@ -265,7 +409,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		observeRequest(endpointLabel(path), rec.Status(), time.Since(start))
 	}()
 
-	if !g.state.work.acquire() {
+	if !g.waitReady(r) {
+		return nil // the client left before the config finished starting
+	}
+	if g.state == nil || !g.state.work.acquire() {
 		g.writeError(w, r, errStoreUnavailable)
 		return nil
 	}

@@ -94,13 +94,8 @@ func (g *Gateway) relayTranslatedStream(ctx context.Context, w http.ResponseWrit
 		}
 		// The provider failed after the stream started, or reported an
 		// error event: the client gets the contract's error event.
-		if ce := g.logger.Check(zap.DebugLevel, "provider stream failed"); ce != nil {
-			ce.Write(zap.String("provider", c.provider), zap.String("error", c.up.redact(err.Error())))
-		}
-		a.failed, a.errorMessage = true, "stream interrupted"
-		if isTimeout(err) {
-			a.errorMessage = "stream interrupted: " + msgProviderTimeout
-		}
+		_, cause := g.upstreamFailure(c, err)
+		a.failed, a.errorMessage = true, "stream interrupted: "+cause
 		recordOnce()
 		send(c.streamErrorEvent())
 		break

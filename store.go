@@ -37,7 +37,6 @@ type gatewayStore interface {
 	DeleteBudget(id string, now time.Time) error
 
 	PutPrice(p *storage.Price) (*storage.Price, error)
-	SeedPrice(p *storage.Price) (bool, error)
 	GetPrice(modelKey string) (*storage.Price, error)
 	ListPrices(skip, limit int) ([]storage.Price, error)
 	DeletePrice(modelKey string) error

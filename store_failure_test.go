@@ -98,20 +98,36 @@ func newTestGateway(t *testing.T) *testGateway {
 		Pricing:     map[string]PriceConfig{"mock:m": {InputPricePerMillion: 1, OutputPricePerMillion: 2}},
 		clock:       func() time.Time { return time.Unix(0, tg.now.Load()) },
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := tg.g.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tg.g.Cleanup(); err != nil {
-			t.Error(err)
-		}
-		cancel()
-	})
+	provisionAndStart(t, tg.g)
 	tg.store = &faultyStore{gatewayStore: tg.g.state.store}
 	tg.g.state.store = tg.store
 	tg.g.state.ledger.store = tg.store
 	return tg
+}
+
+// provisionAndStart provisions g in a config context, as Caddy does, and
+// starts it, as the llm_gateway app does when the config starts; g is
+// cleaned up with the test.
+func provisionAndStart(t *testing.T, g *Gateway) {
+	t.Helper()
+	ctx, err := caddy.ProvisionContext(&caddy.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Cleanup(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (tg *testGateway) advance(d time.Duration) { tg.now.Add(int64(d)) }

@@ -39,6 +39,10 @@ type upstream struct {
 	timeout             time.Duration
 	client              *http.Client
 	next                atomic.Uint64 // round-robin position
+
+	dialTimeout   time.Duration // for the operator's error causes
+	headerTimeout time.Duration
+	warns         warnLimiter // of failure warnings
 }
 
 // newUpstream resolves placeholders and builds the provider's transport.
@@ -83,6 +87,7 @@ func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstr
 	if dialTimeout == 0 {
 		dialTimeout = defaultDialTimeout
 	}
+	u.dialTimeout, u.headerTimeout = dialTimeout, time.Duration(cfg.ResponseHeaderTimeout)
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,

@@ -18,7 +18,7 @@ import (
 func TestAdminAPI(t *testing.T) {
 	t.Parallel()
 	mock := newMockUpstream(t)
-	g := startChecked(t, gatewayConfig{Block: "price openai:gpt-4o-mini 0.15 0.60\n\t\t" + mockProvider(mock)})
+	g := startChecked(t, gatewayConfig{Block: "provider openai\n\t\tprice openai:gpt-4o-mini 0.15 0.60\n\t\t" + mockProvider(mock)})
 
 	t.Run("users", func(t *testing.T) {
 		g := g.on(t)
@@ -260,8 +260,26 @@ func TestAdminAPI(t *testing.T) {
 	t.Run("pricing", func(t *testing.T) {
 		g := g.on(t)
 		seeded := expect(t, g.adminDo("GET", "/v1/pricing/openai:gpt-4o-mini", nil), http.StatusOK).Map(t)
-		if seeded["model_key"] != "openai:gpt-4o-mini" || seeded["input_price_per_million"] != 0.15 || seeded["output_price_per_million"] != 0.6 {
+		if seeded["model_key"] != "openai:gpt-4o-mini" || seeded["input_price_per_million"] != 0.15 || seeded["output_price_per_million"] != 0.6 || seeded["source"] != "config" {
 			t.Fatalf("seeded price = %v", seeded)
+		}
+		// A config price is read-only through the API: the next reload
+		// would undo the change.
+		for _, req := range []struct{ method, path, body string }{
+			{"POST", "/v1/pricing", `{"model_key": "openai:gpt-4o-mini", "input_price_per_million": 9, "output_price_per_million": 9}`},
+			{"POST", "/v1/pricing", `{"model_key": "openai/gpt-4o-mini", "input_price_per_million": 9, "output_price_per_million": 9}`},
+			{"DELETE", "/v1/pricing/openai:gpt-4o-mini", ""},
+			{"DELETE", "/v1/pricing/openai/gpt-4o-mini", ""},
+		} {
+			var body any
+			if req.body != "" {
+				body = req.body
+			}
+			expectErrorType(t, g.adminDo(req.method, req.path, body), http.StatusConflict,
+				"Pricing for model 'openai:gpt-4o-mini' is set in the gateway config: change the price line there and reload", "invalid_request_error")
+		}
+		if again := expect(t, g.adminDo("GET", "/v1/pricing/openai:gpt-4o-mini", nil), http.StatusOK).Map(t); !jsonEqual(t, again, seeded) {
+			t.Fatalf("config price after refused writes = %v, want %v", again, seeded)
 		}
 		for _, f := range []string{"created_at", "updated_at"} {
 			apiTimeOf(t, seeded[f])
@@ -269,7 +287,7 @@ func TestAdminAPI(t *testing.T) {
 
 		p := expect(t, g.adminDo("POST", "/v1/pricing",
 			`{"model_key": "openai/gpt-4o", "input_price_per_million": 2.5, "output_price_per_million": 10}`), http.StatusOK).Map(t)
-		if p["model_key"] != "openai:gpt-4o" || p["input_price_per_million"] != 2.5 || p["output_price_per_million"] != 10.0 {
+		if p["model_key"] != "openai:gpt-4o" || p["input_price_per_million"] != 2.5 || p["output_price_per_million"] != 10.0 || p["source"] != "api" {
 			t.Fatalf("upserted price = %v", p)
 		}
 		got := expect(t, g.adminDo("GET", "/v1/pricing/openai:gpt-4o", nil), http.StatusOK).Map(t)

@@ -22,7 +22,7 @@ const (
 // on GET /v1/pricing (any valid key).
 func TestAuthMatrix(t *testing.T) {
 	t.Parallel()
-	g := startChecked(t, gatewayConfig{Block: "price openai:gpt-4o-mini 0.15 0.60"})
+	g := startChecked(t, gatewayConfig{Block: "provider openai\n\t\tprice openai:gpt-4o-mini 0.15 0.60"})
 
 	const admin, pricing = "/v1/users", "/v1/pricing"
 	vk := g.newKey(map[string]any{"key_name": "matrix"})

@@ -9,12 +9,13 @@ import (
 )
 
 // TestPersistenceAndSecrets: users, keys, budgets and prices survive a
-// restart; config prices only seed what the store does not have; and no
-// plaintext key or master key is ever written to the store or shown again.
+// restart; a config price is the truth for its model at every start, and a
+// model the config no longer prices keeps its last price; and no plaintext
+// key or master key is ever written to the store or shown again.
 func TestPersistenceAndSecrets(t *testing.T) {
 	t.Parallel()
 	mock := newMockUpstream(t)
-	cfg := gatewayConfig{Block: mockProvider(mock) + "\n\t\tprice openai:gpt-4o-mini 0.15 0.60\n\t\tprice openai:gpt-4o 2.5 10"}
+	cfg := gatewayConfig{Block: mockProvider(mock) + "\n\t\tprovider openai\n\t\tprice openai:gpt-4o-mini 0.15 0.60\n\t\tprice openai:gpt-4o 2.5 10"}
 	g := startChecked(t, cfg)
 
 	// Some of everything.
@@ -36,7 +37,7 @@ func TestPersistenceAndSecrets(t *testing.T) {
 	deleted := g.newKey(`{"key_name": "deleted"}`)
 	expectNoContent(t, g.adminDo("DELETE", "/v1/keys/"+deleted.ID, nil))
 	expect(t, g.adminDo("POST", "/v1/pricing",
-		`{"model_key": "openai:gpt-4o-mini", "input_price_per_million": 1, "output_price_per_million": 2}`), http.StatusOK)
+		`{"model_key": "openai:gpt-4.1", "input_price_per_million": 1, "output_price_per_million": 2}`), http.StatusOK)
 	expect(t, g.adminDo("POST", "/v1/pricing",
 		`{"model_key": "anthropic/claude-3-5-haiku", "input_price_per_million": 0.8, "output_price_per_million": 4}`), http.StatusOK)
 	expect(t, g.do("GET", "/v1/pricing", nil, bearer(active.Key)...), http.StatusOK)
@@ -91,8 +92,10 @@ func TestPersistenceAndSecrets(t *testing.T) {
 	}
 	wantNoSecretFiles(t, g.Dir, secrets)
 
-	// Restart with different config prices.
-	cfg.Block = mockProvider(mock) + "\n\t\tprice openai:gpt-4o-mini 0.3 1.2\n\t\tprice openai:gpt-4o 5 20\n\t\tprice mistral:mistral-small 0.2 0.6"
+	// Restart with different config prices: one changed, one dropped, one
+	// for a model priced through the API, one new.
+	cfg.Block = mockProvider(mock) + "\n\t\tprovider openai\n\t\tprovider mistral" +
+		"\n\t\tprice openai:gpt-4o-mini 0.3 1.2\n\t\tprice openai:gpt-4.1 5 20\n\t\tprice mistral:mistral-small 0.2 0.6"
 	g.stop()
 	wantNoSecretFiles(t, g.Dir, secrets)
 	g.writeConfig(cfg)
@@ -109,17 +112,22 @@ func TestPersistenceAndSecrets(t *testing.T) {
 			t.Fatalf("GET %s changed across the restart:\nbefore %s\nafter  %s", p, b, a)
 		}
 	}
-	prices := map[string][2]float64{}
+	type price struct {
+		in, out float64
+		source  string
+	}
+	prices := map[string]price{}
 	for _, p := range after["/v1/pricing"].([]any) {
 		m := p.(map[string]any)
-		prices[m["model_key"].(string)] = [2]float64{m["input_price_per_million"].(float64), m["output_price_per_million"].(float64)}
+		prices[m["model_key"].(string)] = price{m["input_price_per_million"].(float64), m["output_price_per_million"].(float64), m["source"].(string)}
 	}
-	want := map[string][2]float64{
-		"mock:ok":                    {1, 2},
-		"openai:gpt-4o-mini":         {1, 2},    // set through the API: wins
-		"openai:gpt-4o":              {2.5, 10}, // seeded before: stored wins
-		"anthropic:claude-3-5-haiku": {0.8, 4},
-		"mistral:mistral-small":      {0.2, 0.6}, // new in the config: seeded
+	want := map[string]price{
+		"mock:ok":                    {1, 2, "config"},
+		"openai:gpt-4o-mini":         {0.3, 1.2, "config"}, // changed in the config: the config wins
+		"openai:gpt-4.1":             {5, 20, "config"},    // set through the API, then priced by the config: the config wins
+		"openai:gpt-4o":              {2.5, 10, "api"},     // no longer in the config: keeps its last price
+		"anthropic:claude-3-5-haiku": {0.8, 4, "api"},
+		"mistral:mistral-small":      {0.2, 0.6, "config"}, // new in the config
 	}
 	if len(prices) != len(want) {
 		t.Fatalf("prices after restart = %v, want %v", prices, want)
@@ -127,6 +135,11 @@ func TestPersistenceAndSecrets(t *testing.T) {
 	for k, v := range want {
 		if prices[k] != v {
 			t.Fatalf("price of %s after restart = %v, want %v (all: %v)", k, prices[k], v, prices)
+		}
+	}
+	for _, model := range []string{"openai:gpt-4o-mini", "openai:gpt-4.1"} {
+		if !logHas(g.output.String(), "config price replaces the stored price", model) {
+			t.Fatalf("no log line says the config price of %s replaced the stored one:\n%s", model, g.output.String())
 		}
 	}
 

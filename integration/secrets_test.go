@@ -37,11 +37,11 @@ func TestNoSecretLeaks(t *testing.T) {
 
 	cfg := string(example)
 	for old, repl := range map[string]string{
-		"{\n\t# Let in-flight":            fmt.Sprintf("{\n\tdebug\n\tadmin %s\n\tpersist_config off\n\t# Let in-flight", g.admin),
-		":8000 {":                         fmt.Sprintf("http://127.0.0.1:%d {", g.port),
-		"output stdout":                   "output file " + accessLog,
-		"storage_path ./llm_gateway_data": "storage_path " + g.Dir,
-		"api_key {env.OPENAI_API_KEY}":    "api_key {env.OPENAI_API_KEY}\n\t\t\tbase_url " + mock.BaseURL(),
+		"{\n\t# Let in-flight":                fmt.Sprintf("{\n\tdebug\n\tadmin %s\n\tpersist_config off\n\t# Let in-flight", g.admin),
+		":8000 {":                             fmt.Sprintf("http://127.0.0.1:%d {", g.port),
+		"output stdout":                       "output file " + accessLog,
+		"master_key {env.GATEWAY_MASTER_KEY}": "master_key {env.GATEWAY_MASTER_KEY}\n\t\tstorage_path " + g.Dir,
+		"api_key {env.OPENAI_API_KEY}":        "api_key {env.OPENAI_API_KEY}\n\t\t\tbase_url " + mock.BaseURL(),
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("Caddyfile.example no longer contains %q", old)
