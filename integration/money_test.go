@@ -156,16 +156,16 @@ type moneyGateway struct {
 func startMoneyGateway(t *testing.T, prices string) *moneyGateway {
 	t.Helper()
 	mock := newMoneyUpstream(t)
+	// The providers keep the default timeout (10 min): requests held at the
+	// mock while the test gathers them must not race a clock.
 	g := startChecked(t, gatewayConfig{Block: fmt.Sprintf(`provider mock {
 			base_url %s
-			timeout 10s
 			responses_api
 		}
 		provider claude {
 			api_format anthropic
 			api_key {env.PROVIDER_KEY}
 			base_url %s
-			timeout 10s
 		}
 		%s`, mock.BaseURL(), mock.BaseURL(), prices)})
 	return &moneyGateway{gateway: g, mock: mock}
@@ -341,8 +341,11 @@ func TestUsageBeyondTheRequestIsBilledAndFlagged(t *testing.T) {
 // spend $80, and a deleted price serve everything at cost 0.
 func TestPriceAtAdmissionIsThePriceBilled(t *testing.T) {
 	t.Parallel()
-	mg := startMoneyGateway(t, `price mock:block-1000-1000 100 100
-		price mock:block-2000-1000 100 100`)
+	// Prices set through the API: a config price cannot be changed there.
+	mg := startMoneyGateway(t, "")
+	for _, model := range []string{"mock:block-1000-1000", "mock:block-2000-1000"} {
+		expect(t, mg.adminDo("POST", "/v1/pricing", map[string]any{"model_key": model, "input_price_per_million": 100, "output_price_per_million": 100}), 200)
+	}
 	key := mg.userOnBudget(t, "petra", 10, nil)
 	const perModel = 10
 	want := map[string]float64{ // per request, at the admission price
