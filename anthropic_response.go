@@ -77,6 +77,7 @@ func tokenUsageFromAnthropic(u gjson.Result) tokenUsage {
 		completion:   u.Get("output_tokens").Int(),
 		cachedPrompt: read,
 		seen:         true,
+		invalid:      invalidUsage(u),
 	}
 }
 
@@ -90,6 +91,7 @@ func tokenUsageFromOpenAI(u gjson.Result) tokenUsage {
 		completion:   u.Get("completion_tokens").Int(),
 		cachedPrompt: u.Get("prompt_tokens_details.cached_tokens").Int(),
 		seen:         true,
+		invalid:      invalidUsage(u),
 	}
 }
 

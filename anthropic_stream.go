@@ -76,6 +76,7 @@ type chatFromAnthropicStream struct {
 
 	input, cacheWrite, cacheRead, output int64
 	usageSeen                            bool
+	invalid                              string // invalidUsage of a usage object seen
 	bytes                                int
 }
 
@@ -207,6 +208,9 @@ func (s *chatFromAnthropicStream) addUsage(u gjson.Result) {
 		return
 	}
 	s.usageSeen = true
+	if bad := invalidUsage(u); bad != "" {
+		s.invalid = bad
+	}
 	for field, dst := range map[string]*int64{
 		"input_tokens":                &s.input,
 		"cache_creation_input_tokens": &s.cacheWrite,
@@ -285,6 +289,7 @@ func (s *chatFromAnthropicStream) usage() tokenUsage {
 		completion:   s.output,
 		cachedPrompt: s.cacheRead,
 		seen:         s.usageSeen,
+		invalid:      s.invalid,
 	}
 }
 

@@ -9,6 +9,7 @@ type tokenUsage struct {
 	prompt, completion int64 // prompt includes Anthropic cache creation + cache read input tokens
 	cachedPrompt       int64 // cache_read_input_tokens (OpenAI: prompt_tokens_details.cached_tokens)
 	seen               bool
+	invalid            string // why the provider's usage cannot be billed (invalidUsage)
 }
 
 // Anthropic Messages wire types, limited to what the translation writes.

@@ -71,6 +71,7 @@ type attempt struct {
 	failed           bool
 	errorMessage     string
 	usageSeen        bool
+	usageInvalid     string // why the provider's usage cannot be billed
 	promptTokens     int64
 	completionTokens int64
 	completionBytes  int // content forwarded, for an estimate
@@ -250,12 +251,13 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 		}
 		body = translated
 		a.usageSeen, a.promptTokens, a.completionTokens = usage.seen, usage.prompt, usage.completion
+		a.usageInvalid = usage.invalid
 		if !usage.seen {
 			a.completionBytes = len(body) / 2
 		}
 		resp.Header.Set("Content-Type", "application/json")
 	} else if usage := gjson.GetBytes(body, "usage"); usage.IsObject() {
-		a.usageSeen = true
+		a.usageSeen, a.usageInvalid = true, invalidUsage(usage)
 		a.promptTokens, a.completionTokens = usageTokens(usage)
 	} else {
 		for _, path := range [...]string{"choices.#.message.content", "choices.#.text"} {
@@ -380,7 +382,7 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 // recordStream records a stream's attempt from what the scanner saw. The
 // response has started, so a failure can only be logged.
 func (g *Gateway) recordStream(c *call, a *attempt, scan *sseScanner) {
-	a.usageSeen = scan.usageSeen
+	a.usageSeen, a.usageInvalid = scan.usageSeen, scan.usageInvalid
 	a.promptTokens, a.completionTokens = scan.promptTokens, scan.completionTokens
 	a.completionBytes = scan.contentBytes
 	if err := g.record(c, a, false); err != nil {
@@ -412,7 +414,23 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 	if a.failed {
 		rec.Status, rec.ErrorMessage = "error", a.errorMessage
 	}
+	if a.usageSeen && a.usageInvalid == "" && (a.promptTokens < 0 || a.completionTokens < 0 ||
+		a.promptTokens > maxReportedTokens || a.completionTokens > maxReportedTokens) {
+		a.usageInvalid = fmt.Sprintf("prompt %d, completion %d tokens", a.promptTokens, a.completionTokens)
+	}
 	switch {
+	case a.usageSeen && a.usageInvalid != "":
+		// A count no model can produce: bill what the gateway can vouch
+		// for, and say why on the record.
+		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, estimateTokens(a.completionBytes), "estimated"
+		note := "provider usage rejected (" + c.up.redact(a.usageInvalid) + "); billed the estimate"
+		if rec.ErrorMessage != "" {
+			note = rec.ErrorMessage + "; " + note
+		}
+		rec.ErrorMessage = note
+		g.logger.Warn("provider reported impossible usage; billing the estimate",
+			zap.String("request_id", c.requestID), zap.String("provider", c.provider), zap.String("model", c.model),
+			zap.String("usage", a.usageInvalid))
 	case a.usageSeen:
 		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = a.promptTokens, a.completionTokens, "provider"
 		if rec.PromptTokens > c.promptBound || rec.CompletionTokens > c.completionBound && c.endpoint != endpointEmbeddings {

@@ -44,6 +44,7 @@ func (g *Gateway) relayTranslatedStream(ctx context.Context, w http.ResponseWrit
 		recorded = true
 		u := tr.usage()
 		a.usageSeen, a.promptTokens, a.completionTokens = u.seen, u.prompt, u.completion
+		a.usageInvalid = u.invalid
 		a.completionBytes = tr.contentBytes()
 		if err := g.record(c, a, false); err != nil {
 			g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))

@@ -2,6 +2,7 @@ package llmgateway
 
 import (
 	"bytes"
+	"math"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -15,6 +16,7 @@ import (
 // event.
 type sseScanner struct {
 	usageSeen        bool
+	usageInvalid     string // why the provider's usage cannot be billed
 	promptTokens     int64
 	completionTokens int64
 	contentBytes     int
@@ -92,6 +94,9 @@ func (s *sseScanner) typedEvent(typ, payload string) {
 		}
 	case "message_delta":
 		u := gjson.Get(payload, "usage")
+		if bad := invalidUsage(u); bad != "" {
+			s.usageInvalid = bad
+		}
 		if out := u.Get("output_tokens"); out.Exists() {
 			s.usageSeen = true
 			s.completionTokens = out.Int()
@@ -114,7 +119,34 @@ func (s *sseScanner) typedEvent(typ, payload string) {
 // setUsage reads a usage object in any of the three formats.
 func (s *sseScanner) setUsage(u gjson.Result) {
 	s.usageSeen = true
+	if bad := invalidUsage(u); bad != "" {
+		s.usageInvalid = bad
+	}
 	s.promptTokens, s.completionTokens = usageTokens(u)
+}
+
+// maxReportedTokens is the largest token count taken from a provider: far
+// beyond any model's context, so a larger one is a provider's bug or a
+// hostile upstream (a prompt_tokens of 1e30 once billed 9.2e12 dollars).
+const maxReportedTokens = 100_000_000
+
+// usageCountFields are the token counts read from usage objects.
+var usageCountFields = [...]string{"prompt_tokens", "completion_tokens", "input_tokens", "output_tokens",
+	"cache_creation_input_tokens", "cache_read_input_tokens"}
+
+// invalidUsage names the first token count of a usage object that is not
+// an integer from 0 to maxReportedTokens ("prompt_tokens=-2"), or "".
+func invalidUsage(u gjson.Result) string {
+	for _, field := range usageCountFields {
+		v := u.Get(field)
+		if !v.Exists() || v.Type == gjson.Null {
+			continue
+		}
+		if v.Type != gjson.Number || v.Num < 0 || v.Num > maxReportedTokens || v.Num != math.Trunc(v.Num) {
+			return field + "=" + truncate(v.Raw, 32)
+		}
+	}
+	return ""
 }
 
 // usageTokens reads prompt and completion tokens from an OpenAI chat

@@ -3,6 +3,8 @@ package llmgateway
 import (
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 func TestSSEScannerPicksUpUsage(t *testing.T) {
@@ -84,5 +86,30 @@ func BenchmarkSSEScannerLine(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.line(line)
+	}
+}
+
+func TestInvalidUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ usage, want string }{
+		{`{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}`, ""},
+		{`{"input_tokens":0,"output_tokens":100000000,"cache_read_input_tokens":null}`, ""},
+		{`{"prompt_tokens":2.0,"completion_tokens":7}`, ""},
+		{`{"prompt_tokens":-2,"completion_tokens":7}`, "prompt_tokens=-2"},
+		{`{"prompt_tokens":1e30,"completion_tokens":7}`, "prompt_tokens=1e30"},
+		{`{"prompt_tokens":1,"completion_tokens":1.5}`, "completion_tokens=1.5"},
+		{`{"input_tokens":1,"output_tokens":100000001}`, "output_tokens=100000001"},
+		{`{"input_tokens":1,"cache_creation_input_tokens":"7"}`, `cache_creation_input_tokens="7"`},
+		{`{"input_tokens":true}`, "input_tokens=true"},
+	}
+	for _, tt := range tests {
+		if got := invalidUsage(gjson.Parse(tt.usage)); got != tt.want {
+			t.Errorf("invalidUsage(%s) = %q, want %q", tt.usage, got, tt.want)
+		}
+	}
+	var s sseScanner
+	s.line([]byte(`data: {"choices":[],"usage":{"prompt_tokens":-5,"completion_tokens":3}}` + "\n"))
+	if !s.usageSeen || s.usageInvalid != "prompt_tokens=-5" {
+		t.Fatalf("scanner: seen %v, invalid %q", s.usageSeen, s.usageInvalid)
 	}
 }

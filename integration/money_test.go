@@ -16,7 +16,9 @@ import (
 // usage reports are chosen by the model name, for the billing tests:
 //
 //	usage-<p>-<c>  reports p prompt and c completion tokens
-//	block-<p>-<c>  the same, once the test has been told the request
+//	raw-<p>_<c>    reports p and c verbatim, as JSON text ("-2", "1e30";
+//	               c "str" is the string "7")
+//	block-<p>-<c>  the same as usage-<p>-<c>, once the test has been told the request
 //	               arrived (arrived) and has let it go on (proceed)
 //	worst          the honest worst case: as many prompt tokens as the body
 //	               it received has bytes, and as many completion tokens as
@@ -68,6 +70,13 @@ type moneyRequest struct {
 
 // usageFor is what the mock reports for a request of len bytes.
 func (req *moneyRequest) usageFor(path string, size int) (prompt, completion string) {
+	if raw, ok := strings.CutPrefix(req.Model, "raw-"); ok {
+		p, c, _ := strings.Cut(raw, "_")
+		if c == "str" {
+			c = `"7"`
+		}
+		return p, c
+	}
 	var p, c int64
 	if _, err := fmt.Sscanf(strings.Replace(req.Model, "block-", "usage-", 1), "usage-%d-%d", &p, &c); err == nil {
 		return fmt.Sprint(p), fmt.Sprint(c)
@@ -386,5 +395,63 @@ func TestPriceAtAdmissionIsThePriceBilled(t *testing.T) {
 	}
 	if spend := mg.spendOf(t, "/v1/users/petra"); math.Abs(spend-total) > 1e-9 || math.Abs(total-perModel*(0.2+0.3)) > 1e-9 {
 		t.Fatalf("spend %v, records %v", spend, total)
+	}
+}
+
+// TestImpossibleProviderUsageIsBilledAsAnEstimate: a negative count once
+// gave a user a credit, and prompt_tokens 1e30 a spend of 9.2e12. Counts
+// that are negative, fractional or beyond any context window are logged,
+// the estimate is billed instead, and the record says why.
+func TestImpossibleProviderUsageIsBilledAsAnEstimate(t *testing.T) {
+	t.Parallel()
+	var prices strings.Builder
+	models := []string{"raw--2_7", "raw-5_-1000000", "raw-1e30_7", "raw-1.5_7", "raw-5_100000001", "raw-5_str", "raw-5_7"}
+	for _, m := range models {
+		fmt.Fprintf(&prices, "price mock:%s 1 1\nprice claude:%s 1 1\n", m, m)
+	}
+	mg := startMoneyGateway(t, prices.String())
+	key := mg.userOnBudget(t, "ivan", 1, nil)
+	body := func(model string, stream bool) string {
+		return `{"model":"` + model + `","max_tokens":5,"stream":` + fmt.Sprint(stream) + `,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+	}
+	type call struct{ path, body string }
+	var calls []call
+	for _, m := range models {
+		calls = append(calls,
+			call{"/v1/chat/completions", body("mock:"+m, false)},
+			call{"/v1/chat/completions", body("mock:"+m, true)},
+			call{"/v1/chat/completions", body("claude:"+m, false)}, // translated
+			call{"/v1/messages", strings.Replace(body("claude:"+m, true), `"stream_options":{"include_usage":true},`, "", 1)},
+			call{"/v1/responses", `{"model":"mock:` + m + `","max_output_tokens":5,"input":"hi"}`},
+		)
+	}
+	for _, c := range calls {
+		r := mg.do("POST", c.path, c.body, "Authorization", "Bearer "+key)
+		expect(t, r, 200)
+		id := r.Header.Get("X-Request-Id")
+		var rec *moneyRecord
+		for _, x := range mg.records(t, "user_id=ivan") {
+			if x.RequestID == id {
+				rec = &x
+			}
+		}
+		if rec == nil {
+			t.Fatalf("%s %s: no record", c.path, c.body)
+		}
+		honest := strings.Contains(c.body, "raw-5_7\"")
+		switch {
+		case honest && (rec.UsageSource != "provider" || rec.PromptTokens != 5 || rec.CompletionTokens != 7 || rec.ErrorMessage != nil):
+			t.Errorf("%s %s: honest usage recorded as %+v", c.path, c.body, rec)
+		case !honest && (rec.UsageSource != "estimated" || rec.ErrorMessage == nil || !strings.Contains(*rec.ErrorMessage, "provider usage rejected") ||
+			rec.PromptTokens < 0 || rec.PromptTokens > 1000 || rec.CompletionTokens < 0 || rec.CompletionTokens > 1000 || rec.Status != "success"):
+			t.Errorf("%s %s: impossible usage recorded as %+v (error %v)", c.path, c.body, rec, rec.ErrorMessage)
+		}
+	}
+	spend := mg.spendOf(t, "/v1/users/ivan")
+	if spend < 0 || spend > 0.01 {
+		t.Fatalf("spend %v", spend)
+	}
+	if !strings.Contains(mg.output.String(), "provider reported impossible usage") {
+		t.Fatal("no warning logged")
 	}
 }
