@@ -207,6 +207,7 @@ func TestAdminAPI(t *testing.T) {
 			{`{"budget_duration_sec": -60}`, "budget_duration_sec"},
 			{`{"budget_duration_sec": 1.5}`, "budget_duration_sec"},
 			{`{"max_budget": "10"}`, "max_budget"},
+			{`{"max_budget": 1e40}`, "max_budget"}, // beyond what Money holds
 			{`{"max_budget": 10, "currency": "EUR"}`, "currency"},
 		} {
 			expectValidation(t, g.adminDo("POST", "/v1/budgets", tc.body), tc.field)
