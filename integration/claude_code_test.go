@@ -23,8 +23,8 @@ import (
 // leaves one usage record with the provider's tokens and Claude Code's
 // metadata.user_id as end_user; count_tokens is answered and not billed.
 func TestClaudeCodeThroughTheGateway(t *testing.T) {
-	claude := claudeBinary(t)
 	t.Parallel()
+	claude := claudeBinary(t)
 
 	work := t.TempDir()
 	const note = "gateway-note-7f3a"
