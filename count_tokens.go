@@ -45,7 +45,10 @@ func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request) error {
 		return errValidation("Request body must be a JSON object")
 	}
 	modelField := root.Get("model")
-	if modelField.Type != gjson.String {
+	switch {
+	case !modelField.Exists():
+		return errValidation("Field 'model' is required")
+	case modelField.Type != gjson.String:
 		return errValidation("Field 'model' must be a string")
 	}
 	if p.key != nil {
