@@ -74,7 +74,8 @@ type attempt struct {
 	usageInvalid     string // why the provider's usage cannot be billed
 	promptTokens     int64
 	completionTokens int64
-	completionBytes  int // content forwarded, for an estimate
+	completionBytes  int  // content forwarded, for an estimate
+	billEstimate     bool // a failure after the provider did the work
 }
 
 // forward sends the call to its provider and answers the client, failing
@@ -231,11 +232,24 @@ func (g *Gateway) failRead(c *call, a *attempt, err error) error {
 	return apiErr
 }
 
+// failOversized records a response too large to relay. The provider did
+// the work, so the estimate is billed: the prompt's, and as many completion
+// tokens as the body could hold, at most what the request allowed.
+func (g *Gateway) failOversized(c *call, a *attempt, size int64) error {
+	a.billEstimate = true
+	a.completionBytes = int(min(size, c.completionBound*bytesPerToken))
+	return g.failRead(c, a, fmt.Errorf("%w: %d bytes, over %d", errResponseTooLarge, size, maxResponseBody))
+}
+
 // relayBody answers a non-stream response once its usage is recorded.
 func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	if resp.ContentLength > maxResponseBody {
+		// Refused on the announced length, before reading any of it.
+		return g.failOversized(c, a, resp.ContentLength)
+	}
 	body, err := readAllSized(resp.Body, resp.ContentLength, maxResponseBody)
 	if err == nil && len(body) > maxResponseBody {
-		err = fmt.Errorf("%w: over %d bytes", errResponseTooLarge, maxResponseBody)
+		return g.failOversized(c, a, int64(len(body)))
 	}
 	if err != nil {
 		return g.failRead(c, a, err)
@@ -442,7 +456,7 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 				zap.Int64("prompt_tokens", rec.PromptTokens), zap.Int64("prompt_bound", c.promptBound),
 				zap.Int64("completion_tokens", rec.CompletionTokens), zap.Int64("completion_bound", c.completionBound))
 		}
-	case a.statusCode >= 200 && a.statusCode < 300:
+	case a.statusCode >= 200 && a.statusCode < 300 || a.billEstimate:
 		// Tokens were produced (or at least the prompt was read) but the
 		// provider did not say how many: never bill that as zero.
 		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, estimateTokens(a.completionBytes), "estimated"

@@ -197,6 +197,11 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	case ep.kind == kindCompletions && up.format == formatAnthropic:
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the legacy Completions API", provider))
 	}
+	if ep.kind == kindResponses && root.Get("background").Type == gjson.True {
+		// The provider would answer a queued object and do the work later,
+		// out of the gateway's sight: it could not be metered.
+		return nil, errBadRequest("Background responses are not supported: the gateway cannot meter work done after the response; send 'background': false")
+	}
 	c.up, c.provider, c.model = up, provider, model
 	c.prompt = estimatePromptTokens(body)
 	c.promptBound = promptTokenBound(root, body)

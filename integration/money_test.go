@@ -18,6 +18,9 @@ import (
 //	usage-<p>-<c>  reports p prompt and c completion tokens
 //	raw-<p>_<c>    reports p and c verbatim, as JSON text ("-2", "1e30";
 //	               c "str" is the string "7")
+//	huge-cl        announces a 1 GiB body, sends a few bytes, then waits
+//	               until the request ends
+//	huge           sends a 65 MiB JSON body, chunked (no length announced)
 //	block-<p>-<c>  the same as usage-<p>-<c>, once the test has been told the request
 //	               arrived (arrived) and has let it go on (proceed)
 //	worst          the honest worst case: as many prompt tokens as the body
@@ -109,6 +112,27 @@ func (m *moneyUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rc := http.NewResponseController(w)
+	switch req.Model {
+	case "huge-cl":
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(1<<30))
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"id":"c1",`)
+		_ = rc.Flush()
+		<-r.Context().Done()
+		return
+	case "huge":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"c1","pad":"`)
+		chunk := []byte(strings.Repeat("x", 1<<20))
+		for range 65 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, `"}`)
+		return
+	}
 	sse := func(events ...string) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for _, e := range events {
@@ -453,5 +477,57 @@ func TestImpossibleProviderUsageIsBilledAsAnEstimate(t *testing.T) {
 	}
 	if !strings.Contains(mg.output.String(), "provider reported impossible usage") {
 		t.Fatal("no warning logged")
+	}
+}
+
+// TestBackgroundResponsesAreRefused: a background response answers a queued
+// object at once and does the work later, out of the gateway's sight (it
+// was billed an estimate of the queued object); it is refused with a 400.
+func TestBackgroundResponsesAreRefused(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:usage-10-5 1 1`)
+	key := mg.userOnBudget(t, "bea", 1, nil)
+	expectError(t, mg.do("POST", "/v1/responses", `{"model":"mock:usage-10-5","input":"hi","background":true}`, "Authorization", "Bearer "+key),
+		400, "Background responses are not supported: the gateway cannot meter work done after the response; send 'background': false")
+	if n := mg.mock.Requests(); n != 0 {
+		t.Fatalf("%d requests reached the provider", n)
+	}
+	if recs := mg.records(t, "user_id=bea"); len(recs) != 0 {
+		t.Fatalf("records %+v", recs)
+	}
+	expect(t, mg.do("POST", "/v1/responses", `{"model":"mock:usage-10-5","input":"hi","background":false}`, "Authorization", "Bearer "+key), 200)
+}
+
+// TestOversizedResponsesAreRefusedAndBilled: a response over the 64 MiB cap
+// is refused on its Content-Length without being read (else this waits for
+// the provider timeout and answers 504), or once the cap is passed when no
+// length is announced; either way the provider did the work, so the
+// estimate is billed (it was cost 0).
+func TestOversizedResponsesAreRefusedAndBilled(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:huge-cl 1000 1000
+		price mock:huge 1000 1000`)
+	key := mg.userOnBudget(t, "hugo", 10, nil)
+	for _, model := range []string{"huge-cl", "huge"} {
+		r := mg.do("POST", "/v1/chat/completions", `{"model":"mock:`+model+`","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+key)
+		expectError(t, r, 502, "LLM provider error")
+		id := r.Header.Get("X-Request-Id")
+		var rec *moneyRecord
+		for _, x := range mg.records(t, "user_id=hugo") {
+			if x.RequestID == id {
+				rec = &x
+			}
+		}
+		if rec == nil || rec.Status != "error" || rec.StatusCode != 502 || rec.UsageSource != "estimated" ||
+			rec.PromptTokens <= 0 || rec.CompletionTokens != 50 || rec.Cost <= 0 || rec.ErrorMessage == nil {
+			t.Fatalf("%s: record %+v", model, rec)
+		}
+	}
+	var sum float64
+	for _, x := range mg.records(t, "user_id=hugo") {
+		sum += x.Cost
+	}
+	if spend := mg.spendOf(t, "/v1/users/hugo"); math.Abs(spend-sum) > 1e-9 {
+		t.Fatalf("spend %v, records %v", spend, sum)
 	}
 }
