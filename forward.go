@@ -84,7 +84,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 	start := c.up.next.Add(1) - 1
 	for try := uint64(0); ; try++ {
 		a := &attempt{start: time.Now()}
-		ctx, cancel := context.WithTimeout(r.Context(), c.up.timeout)
+		ctx, cancel := g.attemptContext(r.Context(), c.up.timeout)
 		resp, err := g.send(ctx, r, c, try, start)
 		if err != nil && r.Context().Err() != nil && !isTimeout(err) {
 			// The client left while the provider was being asked: nobody
@@ -115,6 +115,33 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error
 		return err
 	}
 }
+
+// errShuttingDown is the cause of an attempt cut because the gateway stops.
+var errShuttingDown = errors.New("gateway shutting down")
+
+// attemptContext bounds one upstream attempt by the client's request, the
+// provider timeout and the gateway's shutdown (cause errShuttingDown).
+func (g *Gateway) attemptContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancelCause := context.WithCancelCause(parent)
+	stopWatch := func() bool { return true }
+	if g.state != nil && g.state.stopping != nil {
+		stopWatch = context.AfterFunc(g.state.stopping, func() { cancelCause(errShuttingDown) })
+	}
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	return ctx, func() {
+		stopWatch()
+		cancelTimeout()
+		cancelCause(context.Canceled)
+	}
+}
+
+// cutByShutdown reports whether ctx ended because the gateway stops.
+func cutByShutdown(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), errShuttingDown)
+}
+
+// msgCutByShutdown is the usage record's error_message of such a stream.
+const msgCutByShutdown = "stream cut by gateway shutdown"
 
 // send makes one HTTP request to the provider.
 func (g *Gateway) send(ctx context.Context, r *http.Request, c *call, try, start uint64) (*http.Response, error) {
@@ -369,12 +396,16 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 			break
 		}
 		// The provider failed after the stream started, or the client left.
-		if ctx.Err() != nil && !isTimeout(ctx.Err()) {
+		if ctx.Err() != nil && !isTimeout(ctx.Err()) && !cutByShutdown(ctx) {
 			clientGone = true
 			break
 		}
-		_, cause := g.upstreamFailure(c, err)
-		a.failed, a.errorMessage = true, "stream interrupted: "+cause
+		if cutByShutdown(ctx) {
+			a.failed, a.errorMessage = true, msgCutByShutdown
+		} else {
+			_, cause := g.upstreamFailure(c, err)
+			a.failed, a.errorMessage = true, "stream interrupted: "+cause
+		}
 		g.recordStream(c, a, &scan)
 		recorded = true
 		if !lineStart {

@@ -89,14 +89,18 @@ func (g *Gateway) relayTranslatedStream(ctx context.Context, w http.ResponseWrit
 				continue
 			}
 		}
-		if ctx.Err() != nil && !isTimeout(ctx.Err()) {
+		if ctx.Err() != nil && !isTimeout(ctx.Err()) && !cutByShutdown(ctx) {
 			a.failed, a.errorMessage = true, "client disconnected"
 			break
 		}
-		// The provider failed after the stream started, or reported an
-		// error event: the client gets the contract's error event.
-		_, cause := g.upstreamFailure(c, err)
-		a.failed, a.errorMessage = true, "stream interrupted: "+cause
+		// The provider failed after the stream started, reported an error
+		// event, or the gateway stops: the client gets the error event.
+		if cutByShutdown(ctx) {
+			a.failed, a.errorMessage = true, msgCutByShutdown
+		} else {
+			_, cause := g.upstreamFailure(c, err)
+			a.failed, a.errorMessage = true, "stream interrupted: "+cause
+		}
 		recordOnce()
 		send(c.streamErrorEvent())
 		break

@@ -34,6 +34,11 @@ type gatewayState struct {
 	work   inflight
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stopping ends when the state is being closed (the process stops):
+	// upstream calls still running then are cut, billed and recorded
+	// before the store closes.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 func newGatewayState(opts storage.Options) (*gatewayState, error) {
@@ -52,6 +57,7 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 		done:   make(chan struct{}),
 	}
 	st.work.zero = make(chan struct{})
+	st.stopping, st.stop = context.WithCancel(context.Background())
 	go func() {
 		defer close(st.done)
 		st.touch.run(ctx, store)
@@ -60,9 +66,13 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 }
 
 // Destruct implements caddy.Destructor: it runs when the last config using
-// this storage path is cleaned up. Requests still in flight (a reload does
-// not wait for them) finish first, bounded by drainTimeout.
+// this storage path is cleaned up. Upstream calls still in flight are cut
+// (the client of a stream gets the stream error event) and recorded before
+// the store closes, bounded by drainTimeout.
 func (st *gatewayState) Destruct() error {
+	// Caddy has already waited its grace_period for connections to end;
+	// the streams still running now would be cut by the exit unbilled.
+	st.stop()
 	if !st.work.drain(drainTimeout) {
 		caddy.Log().Named("llm_gateway").Warn("closing store with requests still in flight",
 			zap.Duration("waited", drainTimeout))

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // moneyUpstream is an OpenAI- and Anthropic-compatible provider whose
@@ -18,6 +21,9 @@ import (
 //	usage-<p>-<c>  reports p prompt and c completion tokens
 //	raw-<p>_<c>    reports p and c verbatim, as JSON text ("-2", "1e30";
 //	               c "str" is the string "7")
+//	endless        a stream that sends its first events, then nothing until
+//	               the request ends (chat: no usage; Messages: message_start
+//	               with input_tokens 9)
 //	huge-cl        announces a 1 GiB body, sends a few bytes, then waits
 //	               until the request ends
 //	huge           sends a 65 MiB JSON body, chunked (no length announced)
@@ -113,6 +119,21 @@ func (m *moneyUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	switch req.Model {
+	case "endless":
+		w.Header().Set("Content-Type", "text/event-stream")
+		switch r.URL.Path {
+		case "/v1/messages":
+			_, _ = io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n"+
+				"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"+
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Once upon a time\"}}\n\n")
+		case "/v1/responses":
+			_, _ = io.WriteString(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Once upon a time\"}\n\n")
+		default:
+			_, _ = io.WriteString(w, `data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"Once upon a time"}}]}`+"\n\n")
+		}
+		_ = rc.Flush()
+		<-r.Context().Done()
+		return
 	case "huge-cl":
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", fmt.Sprint(1<<30))
@@ -528,6 +549,87 @@ func TestOversizedResponsesAreRefusedAndBilled(t *testing.T) {
 		sum += x.Cost
 	}
 	if spend := mg.spendOf(t, "/v1/users/hugo"); math.Abs(spend-sum) > 1e-9 {
+		t.Fatalf("spend %v, records %v", spend, sum)
+	}
+}
+
+// TestStopBillsStreamsCutByShutdown: streams still running when Caddy's
+// grace_period ends are cut by the gateway, the client gets the stream
+// error event, and each is billed like a stream the client cut (provider
+// usage if seen, else the estimate) and committed before the process exits.
+// They used to be cut by the exit with no error event and no record.
+func TestStopBillsStreamsCutByShutdown(t *testing.T) {
+	t.Parallel()
+	mg := startMoneyGateway(t, `price mock:endless 1000 1000
+		price claude:endless 1000 1000`)
+	key := mg.userOnBudget(t, "sam", 100, nil)
+	streams := []struct{ path, body, errorEvent string }{
+		{"/v1/chat/completions", `{"model":"mock:endless","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"tell a story"}]}`, `data: {"error"`},
+		{"/v1/chat/completions", `{"model":"claude:endless","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"tell a story"}]}`, `data: {"error"`},
+		{"/v1/messages", `{"model":"claude:endless","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"tell a story"}]}`, "event: error"},
+		{"/v1/responses", `{"model":"mock:endless","stream":true,"max_output_tokens":100,"input":"tell a story"}`, `data: {"error"`},
+	}
+	type open struct {
+		id   string
+		br   *bufio.Reader
+		body io.Closer
+	}
+	var opened []open
+	for _, s := range streams {
+		req, _ := http.NewRequest("POST", mg.URL+s.path, strings.NewReader(s.body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", s.path, resp.StatusCode)
+		}
+		br := bufio.NewReader(resp.Body)
+		if _, err := br.ReadString('\n'); err != nil { // the stream is running
+			t.Fatal(err)
+		}
+		opened = append(opened, open{resp.Header.Get("X-Request-Id"), br, resp.Body})
+	}
+
+	if err := mg.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range opened {
+		rest, _ := io.ReadAll(o.br) // the stream ends when the gateway cuts it
+		if !strings.Contains(string(rest), streams[i].errorEvent) {
+			t.Errorf("%s: the client got no error event: %q", streams[i].path, rest)
+		}
+	}
+	select {
+	case <-mg.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("caddy did not exit")
+	}
+	if out := mg.output.String(); strings.Contains(out, "closing store with requests still in flight") {
+		t.Fatalf("the store closed under requests:\n%s", out)
+	}
+
+	mg.start() // the same store
+	byID := map[string]moneyRecord{}
+	var sum float64
+	for _, rec := range mg.records(t, "user_id=sam") {
+		byID[rec.RequestID] = rec
+		sum += rec.Cost
+	}
+	for i, o := range opened {
+		rec, ok := byID[o.id]
+		if !ok {
+			t.Errorf("%s: no usage record after the restart", streams[i].path)
+			continue
+		}
+		if rec.Status != "error" || rec.ErrorMessage == nil || *rec.ErrorMessage != "stream cut by gateway shutdown" || rec.Cost <= 0 || rec.PromptTokens <= 0 {
+			t.Errorf("%s: record %+v", streams[i].path, rec)
+		}
+	}
+	if spend := mg.spendOf(t, "/v1/users/sam"); math.Abs(spend-sum) > 1e-9 || sum <= 0 {
 		t.Fatalf("spend %v, records %v", spend, sum)
 	}
 }
