@@ -275,8 +275,8 @@ func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call,
 		return g.failOversized(c, a, resp.ContentLength)
 	}
 	body, err := readAllSized(resp.Body, resp.ContentLength, maxResponseBody)
-	if err == nil && len(body) > maxResponseBody {
-		return g.failOversized(c, a, int64(len(body)))
+	if errors.Is(err, errOverLimit) {
+		return g.failOversized(c, a, maxResponseBody+1)
 	}
 	if err != nil {
 		return g.failRead(c, a, err)

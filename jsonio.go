@@ -43,11 +43,11 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, errTooLarge(limit)
 	}
 	body, err := readAllSized(r.Body, r.ContentLength, limit)
+	if errors.Is(err, errOverLimit) {
+		return nil, errTooLarge(limit)
+	}
 	if err != nil {
 		return nil, errBadRequest("Could not read request body")
-	}
-	if int64(len(body)) > limit {
-		return nil, errTooLarge(limit)
 	}
 	return body, nil
 }
@@ -57,11 +57,16 @@ func errTooLarge(limit int64) *apiError {
 		fmt.Sprintf("Request body too large (limit %d bytes)", limit))
 }
 
-// readAllSized reads r to its end, at most limit+1 bytes, into one
-// allocation when the length is known (io.ReadAll grows from 512 bytes).
+// errOverLimit means a body is longer than the limit it was read with.
+var errOverLimit = errors.New("body over the limit")
+
+// readAllSized reads r to its end, at most limit bytes, else errOverLimit.
+// A known length is read into one allocation (io.ReadAll grows from 512
+// bytes); an unknown one in chunks joined once at the end, so a body costs
+// at most twice its size, and one over the limit at most limit bytes.
 func readAllSized(r io.Reader, length, limit int64) ([]byte, error) {
 	if length < 0 || length > limit {
-		return io.ReadAll(io.LimitReader(r, limit+1))
+		return readChunked(r, nil, limit)
 	}
 	buf := make([]byte, 0, length+1) // +1: room to see EOF without growing
 	for {
@@ -74,11 +79,41 @@ func readAllSized(r io.Reader, length, limit int64) ([]byte, error) {
 			return buf, err
 		}
 		if len(buf) == cap(buf) {
-			// Longer than announced: read the rest the slow way.
-			rest, err := io.ReadAll(io.LimitReader(r, limit+1-int64(len(buf))))
-			return append(buf, rest...), err
+			// Longer than announced: read the rest in chunks.
+			return readChunked(r, buf, limit)
 		}
 	}
+}
+
+// readChunked reads the rest of r after first, in chunks of up to 4 MiB.
+func readChunked(r io.Reader, first []byte, limit int64) ([]byte, error) {
+	chunks := [][]byte{first}
+	total := int64(len(first))
+	size := int64(64 << 10)
+	for {
+		if total > limit {
+			return nil, errOverLimit
+		}
+		chunk := make([]byte, min(size, limit+1-total))
+		n, err := io.ReadFull(r, chunk)
+		chunks = append(chunks, chunk[:n])
+		total += int64(n)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		size = min(2*size, 4<<20)
+	}
+	if total > limit {
+		return nil, errOverLimit
+	}
+	out := make([]byte, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
 }
 
 // decodeAdminBody reads a JSON object from the request into dst strictly:
