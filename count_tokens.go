@@ -32,13 +32,18 @@ func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case !utf8.Valid(body):
+	if !utf8.Valid(body) {
 		return errValidation("Request body is not valid UTF-8")
-	case !jsonDepthOK(body, maxJSONDepth):
+	}
+	tooDeep, duplicate := scanJSON(body, maxJSONDepth, true)
+	switch {
+	case tooDeep:
 		return errValidation(fmt.Sprintf("Request body nests deeper than %d levels", maxJSONDepth))
 	case !gjson.ValidBytes(body):
 		return errValidation("Invalid JSON body")
+	case duplicate != "":
+		// As on inference: the allow-list is checked on what the provider reads.
+		return errValidation(fmt.Sprintf("Duplicate key '%s' in request body", truncate(duplicate, 128)))
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {

@@ -265,6 +265,9 @@ func TestDuplicateKeysAreRefusedBeforeAnythingIsBilledOrSent(t *testing.T) {
 		{"responses", "/v1/responses", `{"model":"mock:free","input":"hi","max_output_tokens":1,"max_output_tokens":4096}`, "max_output_tokens"},
 		{"messages", "/v1/messages", `{"model":"claude:free","max_tokens":1,` + msgs + `,"max_tokens":4096}`, "max_tokens"},
 		{"messages metadata", "/v1/messages", `{"model":"claude:free","max_tokens":1,"metadata":{"user_id":"a","user_id":"b"},` + msgs + `}`, "metadata.user_id"},
+		{"completions", "/v1/completions", `{"model":"mock:free","prompt":"hi","max_tokens":1,"max_tokens":16}`, "max_tokens"},
+		{"count_tokens passed through", "/v1/messages/count_tokens", `{"model":"claude:free",` + msgs + `,"model":"claude:usage-1000000-1000000"}`, "model"},
+		{"count_tokens estimated", "/v1/messages/count_tokens?beta=true", `{"model":"mock:free",` + msgs + `,"mod\u0065l":"mock:usage-1000000-1000000"}`, "model"},
 	}
 	for _, tc := range cases {
 		r := mg.do("POST", tc.path, tc.body, "Authorization", "Bearer "+key)
