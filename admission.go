@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -17,46 +19,115 @@ const maxTokensCeiling = 1_000_000_000
 
 // completionBound is the most completion tokens the provider can produce
 // for the request: the max-tokens field it obeys for this endpoint and
-// format (the largest of those it may obey), else fallback, times n
-// choices. It must agree with what the translations send.
+// format (the largest of those it may obey), else fallback, times the
+// choices it generates (chat's n; the legacy Completions API's n or
+// best_of, for each prompt of a list). It must agree with what the
+// translations send.
 func completionBound(root gjson.Result, ep endpointKind, format apiFormat, fallback int) int64 {
 	var limit int64
+	def := int64(fallback)
 	switch {
 	case ep == kindEmbeddings:
 		return 0
 	case ep == kindResponses:
-		limit = maxTokensField(root.Get("max_output_tokens"))
+		limit = maxTokensField(root.Get("max_output_tokens"), def)
 	case ep == kindMessages:
 		// Native, and translated: chatRequestFromAnthropic sends max_tokens.
-		limit = maxTokensField(root.Get("max_tokens"))
+		limit = maxTokensField(root.Get("max_tokens"), def)
 	case format == formatAnthropic:
 		// anthropicRequestFromChat sends the first of the two that is set.
 		for _, field := range [...]string{"max_completion_tokens", "max_tokens"} {
 			if v := root.Get(field); v.Exists() && v.Type != gjson.Null {
-				limit = maxTokensField(v)
+				limit = maxTokensField(v, def)
 				break
 			}
 		}
 	default:
 		// An OpenAI-compatible server may obey either field.
-		limit = max(maxTokensField(root.Get("max_completion_tokens")), maxTokensField(root.Get("max_tokens")))
+		limit = max(maxTokensField(root.Get("max_completion_tokens"), def), maxTokensField(root.Get("max_tokens"), def))
 	}
 	if limit <= 0 {
-		limit = int64(fallback)
+		limit = def
 	}
-	if n := root.Get("n"); ep == kindChat && n.Type == gjson.Number && n.Int() > 1 {
-		limit *= min(n.Int(), 128)
+	switch ep {
+	case kindChat:
+		limit = saturatingMul(limit, choicesField(root.Get("n")))
+	case kindCompletions:
+		// Each prompt of a list is completed n times, best_of (billed
+		// whole, at least n) generated server-side.
+		choices := max(choicesField(root.Get("n")), choicesField(root.Get("best_of")))
+		limit = saturatingMul(saturatingMul(limit, choices), promptCount(root.Get("prompt")))
 	}
 	return limit
 }
 
+// completionCeiling caps a reservation's completion tokens, far above any
+// budget's reach, so that adding and summing them cannot overflow.
+const completionCeiling = 1_000_000_000_000
+
 // maxTokensField reads a max-tokens value, rounding a fraction up; 0 when
-// it is absent or not a positive number.
-func maxTokensField(v gjson.Result) int64 {
-	if v.Type != gjson.Number || v.Float() <= 0 {
+// it is absent or not a positive number. A number written as a string is
+// read too, as at least fallback: lenient providers (pydantic's lax mode,
+// as in vLLM) obey it, strict ones refuse it, others use their default.
+func maxTokensField(v gjson.Result, fallback int64) int64 {
+	f, ok := lenientNumber(v)
+	if !ok || !(f > 0) {
 		return 0
 	}
-	return int64(math.Ceil(min(v.Float(), maxTokensCeiling)))
+	n := int64(math.Ceil(min(f, maxTokensCeiling)))
+	if v.Type == gjson.String {
+		n = max(n, fallback)
+	}
+	return n
+}
+
+// choicesField reads a count of choices (n, best_of): at least 1.
+func choicesField(v gjson.Result) int64 {
+	f, ok := lenientNumber(v)
+	if !ok || !(f > 1) {
+		return 1
+	}
+	return int64(math.Ceil(min(f, maxTokensCeiling)))
+}
+
+// lenientNumber reads a JSON number, or a number in a string.
+func lenientNumber(v gjson.Result) (float64, bool) {
+	switch v.Type {
+	case gjson.Number:
+		return v.Float(), true
+	case gjson.String:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v.Str), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// promptCount is how many prompts a legacy Completions prompt holds: a
+// list of strings or of token lists is one prompt per element; a string or
+// one token list is one.
+func promptCount(v gjson.Result) int64 {
+	if !v.IsArray() {
+		return 1
+	}
+	var n int64
+	v.ForEach(func(_, e gjson.Result) bool {
+		if e.Type == gjson.String || e.IsArray() {
+			n++
+		}
+		return true
+	})
+	return max(n, 1) // a list of token ids is one prompt
+}
+
+// saturatingMul multiplies token counts, stopping at completionCeiling.
+func saturatingMul(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return max(a, 0) * max(b, 0)
+	}
+	if a > completionCeiling/b {
+		return completionCeiling
+	}
+	return a * b
 }
 
 // admit applies the rate limits: the configured requests per minute of the

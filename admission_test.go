@@ -21,7 +21,19 @@ func TestCompletionBoundIsTheFieldTheProviderObeys(t *testing.T) {
 		{"chat the larger of both, other order", kindChat, formatOpenAI, `{"max_tokens":1,"max_completion_tokens":16}`, 16},
 		{"chat ignores max_output_tokens", kindChat, formatOpenAI, `{"max_output_tokens":1}`, 4096},
 		{"chat times n", kindChat, formatOpenAI, `{"max_tokens":10,"n":3}`, 30},
-		{"chat n capped", kindChat, formatOpenAI, `{"max_tokens":10,"n":100000}`, 1280},
+		{"chat n as an OpenAI-compatible server obeys it", kindChat, formatOpenAI, `{"max_tokens":10,"n":100000}`, 1_000_000},
+		{"chat n in a string", kindChat, formatOpenAI, `{"max_tokens":10,"n":"50"}`, 500},
+		{"chat max_tokens in a string: at least the default", kindChat, formatOpenAI, `{"max_tokens":"100000"}`, 100000},
+		{"chat small max_tokens in a string", kindChat, formatOpenAI, `{"max_tokens":"10"}`, 4096},
+		{"chat not a number", kindChat, formatOpenAI, `{"max_tokens":"lots","n":"many"}`, 4096},
+		{"chat huge n saturates", kindChat, formatOpenAI, `{"max_tokens":1e300,"n":1e300}`, completionCeiling},
+		{"completions", kindCompletions, formatOpenAI, `{"max_tokens":10,"prompt":"hi"}`, 10},
+		{"completions times n", kindCompletions, formatOpenAI, `{"max_tokens":10,"n":100,"prompt":"hi"}`, 1000},
+		{"completions best_of", kindCompletions, formatOpenAI, `{"max_tokens":10,"n":2,"best_of":5,"prompt":"hi"}`, 50},
+		{"completions per prompt", kindCompletions, formatOpenAI, `{"max_tokens":10,"n":2,"prompt":["a","b","c"]}`, 60},
+		{"completions token lists", kindCompletions, formatOpenAI, `{"max_tokens":10,"prompt":[[1,2],[3]]}`, 20},
+		{"completions one token list", kindCompletions, formatOpenAI, `{"max_tokens":10,"prompt":[1,2,3]}`, 10},
+		{"messages max_tokens in a string", kindMessages, formatAnthropic, `{"max_tokens":"100000"}`, 100000},
 		{"chat fraction rounds up", kindChat, formatOpenAI, `{"max_tokens":1.5}`, 2},
 		{"chat zero is the default", kindChat, formatOpenAI, `{"max_tokens":0}`, 4096},
 		{"chat huge is capped", kindChat, formatOpenAI, `{"max_tokens":1e300}`, maxTokensCeiling},
@@ -63,6 +75,7 @@ func TestCompletionBoundMatchesTranslations(t *testing.T) {
 	messages := []string{
 		`{"model":"x","max_tokens":4096,"max_completion_tokens":1,"messages":[{"role":"user","content":"hi"}]}`,
 		`{"model":"x","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"x","max_tokens":1.5,"messages":[{"role":"user","content":"hi"}]}`,
 	}
 	for _, body := range messages {
 		out, err := chatRequestFromAnthropic([]byte(body), "m")
@@ -73,6 +86,19 @@ func TestCompletionBoundMatchesTranslations(t *testing.T) {
 		sent := max(root.Get("max_tokens").Int(), root.Get("max_completion_tokens").Int())
 		if bound := completionBound(gjson.Parse(body), kindMessages, formatOpenAI, 4096); bound < sent {
 			t.Errorf("%s: reserved %d, sent %d", body, bound, sent)
+		}
+	}
+}
+
+// TestTranslationRefusesMaxTokensItWouldMisread: a max_tokens the
+// reservation does not read as a number is not sent as one (gjson reads
+// "100000" as 100000: 4096 tokens were reserved and 100000 requested).
+func TestTranslationRefusesMaxTokensItWouldMisread(t *testing.T) {
+	t.Parallel()
+	for _, mt := range []string{`"100000"`, `-5`, `0`, `true`, `{}`} {
+		body := `{"model":"x","max_tokens":` + mt + `,"messages":[{"role":"user","content":"hi"}]}`
+		if out, err := chatRequestFromAnthropic([]byte(body), "m"); err == nil {
+			t.Errorf("max_tokens %s: translated to %s, want an error", mt, out)
 		}
 	}
 }

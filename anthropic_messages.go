@@ -17,7 +17,13 @@ func chatRequestFromAnthropic(body []byte, model string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("messages request: %w", err)
 	}
-	req := openaiRequest{Model: model, MaxTokens: root.Get("max_tokens").Int()}
+	maxTokens := root.Get("max_tokens")
+	if maxTokens.Exists() && maxTokens.Type != gjson.Null && (maxTokens.Type != gjson.Number || maxTokens.Int() < 1) {
+		// gjson would read "100000" as 100000 and send it as a number the
+		// reservation never counted on.
+		return nil, errors.New("messages request: max_tokens must be a positive integer")
+	}
+	req := openaiRequest{Model: model, MaxTokens: maxTokens.Int()}
 	if sys := root.Get("system"); sys.Exists() && sys.Type != gjson.Null {
 		text, err := joinedBlockText(sys)
 		if err != nil {
