@@ -3,6 +3,8 @@ package llmgateway
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -127,7 +129,15 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // Anthropic's error shape. It reads the path as the router does.
 func anthropicRoute(r *http.Request) bool {
 	segs, ok := pathSegments(r.URL.EscapedPath())
-	return ok && len(segs) > 0 && segs[0] == "messages"
+	if ok {
+		return len(segs) > 0 && segs[0] == "messages"
+	}
+	// A path the router refuses (an empty or control segment further on,
+	// as in /v1/messages//x) is still under /v1/messages.
+	rest, under := strings.CutPrefix(r.URL.EscapedPath(), "/v1/")
+	first, _, _ := strings.Cut(rest, "/")
+	first, err := url.PathUnescape(first)
+	return under && err == nil && first == "messages"
 }
 
 type anthropicErrorResponse struct {

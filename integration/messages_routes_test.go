@@ -85,6 +85,8 @@ func TestMessagesRoutesAnswerInAnthropicShape(t *testing.T) {
 	expect(t, ig.do("POST", "/v1/messages/", msg, "x-api-key", ig.key), 200)
 	expectAnthropicError(t, ig.do("POST", "/v1/messages/nope", msg, "x-api-key", ig.key), 404, "not_found_error")
 	expectAnthropicError(t, ig.do("POST", "/v1/messages/count_tokens/extra", msg, "x-api-key", ig.key), 404, "not_found_error")
+	expectAnthropicError(t, ig.do("POST", "/v1/messages//count_tokens", msg, "x-api-key", ig.key), 404, "not_found_error")
+	expectAnthropicError(t, ig.do("POST", "/v1/messages/%00", msg, "x-api-key", ig.key), 404, "not_found_error")
 	expectAnthropicError(t, ig.do("GET", "/v1/messages", nil, "x-api-key", ig.key), 405, "invalid_request_error")
 	// Elsewhere the OpenAI shape stays.
 	expectNotFoundJSON(t, ig.do("POST", "/v1/nope", msg, "x-api-key", ig.key))
