@@ -77,6 +77,10 @@ func (g *Gateway) takeOverAccessLog(w http.ResponseWriter, r *http.Request) (htt
 		start:       time.Now(),
 		rec:         caddyhttp.NewResponseRecorder(w, nil, nil),
 	}
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		// As Caddy logs it: before any rewrite on the way to the gateway.
+		e.request.Method, e.request.RequestURI, e.request.URL = orig.Method, orig.RequestURI, orig.URL
+	}
 	e.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	for _, name := range credentialHeaders {
 		if vals := e.request.Header[name]; len(vals) > 0 {

@@ -73,3 +73,21 @@ func TestNoKeyInCaddysAccessLog(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessLogEntryShowsTheRequestAsReceived: the entry the gateway writes
+// in Caddy's stead logs the request as the client sent it, as Caddy's own
+// entries do, not as a rewrite before the gateway left it (it logged
+// /v1/chat/completions for /api/v1/chat/completions).
+func TestAccessLogEntryShowsTheRequestAsReceived(t *testing.T) {
+	t.Parallel()
+	mock := newMockUpstream(t)
+	g := startGateway(t, gatewayConfig{Block: mockProvider(mock), Site: "log\n\turi strip_prefix /api"})
+	k := g.newKey(map[string]any{"user_id": "alice"})
+	expect(t, g.do("POST", "/api/v1/chat/completions", `{"model":"mock:ok","messages":[{"role":"user","content":"hi"}]}`, "x-api-key", k.Key), 200)
+	g.stop() // flushes the logs
+	out := g.output.String()
+	assertNoSecret(t, "the access log", []byte(out), k.Key, masterKey, providerKey)
+	if !strings.Contains(out, `"uri":"/api/v1/chat/completions"`) || !strings.Contains(out, `"X-Api-Key":["REDACTED"]`) {
+		t.Fatalf("no entry for /api/v1/chat/completions with the key redacted:\n%s", out)
+	}
+}
