@@ -162,6 +162,14 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	case modelField.Type != gjson.String:
 		return nil, errValidation("Field 'model' must be a string")
 	}
+	// A lenient provider reads "true" or 1 as true: the gateway must read
+	// these switches as the provider would, so anything but a boolean is
+	// refused rather than taken as false.
+	for _, field := range [...]string{"stream", "background"} {
+		if v := root.Get(field); v.Exists() && v.Type != gjson.True && v.Type != gjson.False && v.Type != gjson.Null {
+			return nil, errValidation(fmt.Sprintf("Field '%s' must be a boolean", field))
+		}
+	}
 	if ep.kind == kindChat {
 		if err := validateChatMessages(root); err != nil {
 			return nil, err

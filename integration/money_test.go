@@ -519,6 +519,19 @@ func TestBackgroundResponsesAreRefused(t *testing.T) {
 	if recs := mg.records(t, "user_id=bea"); len(recs) != 0 {
 		t.Fatalf("records %+v", recs)
 	}
+	// A lenient provider reads "true" and 1 as true; so does the gateway's
+	// refusal, for background and for stream alike.
+	for _, tc := range []struct{ path, body, field string }{
+		{"/v1/responses", `{"model":"mock:usage-10-5","input":"hi","background":"true"}`, "background"},
+		{"/v1/responses", `{"model":"mock:usage-10-5","input":"hi","background":1}`, "background"},
+		{"/v1/responses", `{"model":"mock:usage-10-5","input":"hi","stream":"true"}`, "stream"},
+		{"/v1/chat/completions", `{"model":"mock:usage-10-5","messages":[{"role":"user","content":"hi"}],"stream":1}`, "stream"},
+	} {
+		expectError(t, mg.do("POST", tc.path, tc.body, "Authorization", "Bearer "+key), 422, "Field '"+tc.field+"' must be a boolean")
+	}
+	if n := mg.mock.Requests(); n != 0 {
+		t.Fatalf("%d requests reached the provider", n)
+	}
 	expect(t, mg.do("POST", "/v1/responses", `{"model":"mock:usage-10-5","input":"hi","background":false}`, "Authorization", "Bearer "+key), 200)
 }
 
