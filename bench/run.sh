@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of issue #5: the gateway's overhead, measured in one run
+# Benchmarks: the gateway's overhead, measured in one run
 # against (a) the mock upstream directly, (b) the same caddy binary with a
 # plain reverse_proxy to the mock and (c) llm_gateway with a virtual key, a
 # budget, a price, metering and durable usage records.

@@ -179,7 +179,7 @@ func cmdReport(args []string) error {
 	return publish(*out, b.String())
 }
 
-// targetsSection compares the run with the targets of issue #5.
+// targetsSection compares the run with the performance targets.
 func targetsSection(b *strings.Builder, rows map[string]*row) {
 	type check struct {
 		what, value string
@@ -224,7 +224,7 @@ func targetsSection(b *strings.Builder, rows map[string]*row) {
 	if len(checks) == 0 {
 		return
 	}
-	b.WriteString("Against the targets of issue #5 (this run):\n\n| target | measured | |\n|---|---|---|\n")
+	b.WriteString("Against the performance targets (this run):\n\n| target | measured | |\n|---|---|---|\n")
 	for _, c := range checks {
 		mark := ""
 		if c.known {

@@ -78,7 +78,7 @@ func cmdScaleReport(args []string) error {
 	readyAnon := readNumber(filepath.Join(*dir, "ready_anon_kb")) / 1024
 	endRSS := readNumber(filepath.Join(*dir, "end_rss_kb")) / 1024
 	endAnon := readNumber(filepath.Join(*dir, "end_anon_kb")) / 1024
-	b.WriteString("| measure | value | target (issue #5) | |\n|---|---:|---|---|\n")
+	b.WriteString("| measure | value | target | |\n|---|---:|---|---|\n")
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
