@@ -66,16 +66,19 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 }
 
 // Destruct implements caddy.Destructor: it runs when the last config using
-// this storage path is cleaned up. Upstream calls still in flight are cut
-// (the client of a stream gets the stream error event) and recorded before
-// the store closes, bounded by drainTimeout.
+// this storage path is cleaned up. After a reload (to another storage
+// path) the requests in flight may finish, for up to drainTimeout; at exit,
+// Caddy has already waited its grace_period, so they are not waited for.
+// The upstream calls still running then are cut (the client of a stream
+// gets the stream error event) and recorded before the store closes: the
+// exit would otherwise cut them unbilled.
 func (st *gatewayState) Destruct() error {
-	// Caddy has already waited its grace_period for connections to end;
-	// the streams still running now would be cut by the exit unbilled.
-	st.stop()
-	if !st.work.drain(drainTimeout) {
-		caddy.Log().Named("llm_gateway").Warn("closing store with requests still in flight",
-			zap.Duration("waited", drainTimeout))
+	if caddy.Exiting() || !st.work.drain(drainTimeout) {
+		st.stop()
+		if !st.work.drain(drainTimeout) {
+			caddy.Log().Named("llm_gateway").Warn("closing store with requests still in flight",
+				zap.Duration("waited", drainTimeout))
+		}
 	}
 	st.cancel()
 	<-st.done
@@ -116,9 +119,11 @@ func (f *inflight) release() {
 // drain refuses new work and waits for the current work to end.
 func (f *inflight) drain(timeout time.Duration) bool {
 	f.mu.Lock()
-	f.closing = true
-	if f.n == 0 {
-		close(f.zero)
+	if !f.closing {
+		f.closing = true
+		if f.n == 0 {
+			close(f.zero)
+		}
 	}
 	f.mu.Unlock()
 	select {
