@@ -272,7 +272,7 @@ func describeGoType(t string) string {
 		return "a JSON object"
 	case strings.HasSuffix(t, "apiTime"):
 		return "an ISO 8601 date-time"
-	case t == "storage.Money":
+	case t == "money.Money":
 		return fmt.Sprintf("a number of US dollars, at most %s", storage.MaxMoney)
 	}
 	return "of a different type"

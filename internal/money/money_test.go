@@ -1,4 +1,4 @@
-package storage
+package money
 
 import (
 	"encoding/json"
@@ -19,7 +19,7 @@ func TestMoneyWritesDollarsWithoutFloatNoise(t *testing.T) {
 		{1_000_000_000, "1"},
 		{123_456_789_012, "123.456789012"},
 		{-250_000_000, "-0.25"},
-		{MaxMoney, "9223372036.854775807"},
+		{Max, "9223372036.854775807"},
 		{Money(math.MinInt64), "-9223372036.854775808"},
 	}
 	for _, tt := range tests {
@@ -32,9 +32,9 @@ func TestMoneyWritesDollarsWithoutFloatNoise(t *testing.T) {
 		if err != nil || string(b) != `{"cost":`+tt.want+`}` {
 			t.Errorf("json.Marshal(%d) = %s, %v", int64(tt.m), b, err)
 		}
-		back, err := ParseMoney(tt.want)
+		back, err := Parse(tt.want)
 		if err != nil || back != tt.m {
-			t.Errorf("ParseMoney(%q) = %d, %v; want %d", tt.want, back, err, tt.m)
+			t.Errorf("Parse(%q) = %d, %v; want %d", tt.want, back, err, tt.m)
 		}
 	}
 }
@@ -56,7 +56,7 @@ func TestParseMoney(t *testing.T) {
 		{"0.0000000005", 1, true},   // half a nano-dollar rounds away from zero
 		{"-0.0000000005", -1, true}, // on both sides
 		{"0.0000000004999", 0, true},
-		{"9223372036.854775807", MaxMoney, true},
+		{"9223372036.854775807", Max, true},
 		{"9223372036.854775808", 0, false},
 		{"1e30", 0, false},
 		{"", 0, false},
@@ -71,9 +71,9 @@ func TestParseMoney(t *testing.T) {
 		{"NaN", 0, false},
 	}
 	for _, tt := range tests {
-		got, err := ParseMoney(tt.in)
+		got, err := Parse(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseMoney(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+			t.Errorf("Parse(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
 }
@@ -118,7 +118,7 @@ func TestTokenCostIsExact(t *testing.T) {
 		{"rounds half up at .5", 1, 0, 0.0005, 0, 1},    // 0.5 nano: rounds up
 		{"rounds to the nearest", 3, 0, 0.000333, 0, 1}, // 0.999 nano
 		{"large counts do not overflow", 1e8, 1e8, 1000, 1000, 200_000 * nanosPerDollar},
-		{"absurd counts saturate", math.MaxInt64, math.MaxInt64, 1e6, 1e6, MaxMoney},
+		{"absurd counts saturate", math.MaxInt64, math.MaxInt64, 1e6, 1e6, Max},
 		{"negative counts count as zero", -5, 10, 1, 1, 10_000},
 		{"free", 1000, 1000, 0, 0, 0},
 	}
@@ -151,7 +151,7 @@ func TestDollars(t *testing.T) {
 		want Money
 	}{
 		{0.1, 100_000_000}, {6.000000000000001e-08, 60}, {-1.5, -1_500_000_000},
-		{1e30, MaxMoney}, {math.Inf(-1), Money(math.MinInt64)}, {math.NaN(), 0},
+		{1e30, Max}, {math.Inf(-1), Money(math.MinInt64)}, {math.NaN(), 0},
 	} {
 		if got := Dollars(tt.in); got != tt.want {
 			t.Errorf("Dollars(%v) = %d, want %d", tt.in, got, tt.want)
