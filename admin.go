@@ -175,10 +175,3 @@ func (g *Gateway) withAnyKey(w http.ResponseWriter, r *http.Request, h func(http
 	}
 	return h(w, r)
 }
-
-// adminWrite runs a store write and invalidates the key cache after it, so
-// the request path never authenticates against stale data.
-func (g *Gateway) adminWrite(fn func() error) error {
-	defer g.state.cache.invalidate()
-	return fn()
-}

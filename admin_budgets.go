@@ -50,14 +50,11 @@ func budgetNotFound(id string) *apiError {
 
 // loadBudget returns the budget or a 404 naming it.
 func (g *Gateway) loadBudget(id string) (*storage.Budget, error) {
-	b, err := g.state.store.GetBudget(id)
+	b, err := g.store().GetBudget(id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, budgetNotFound(id)
 	}
-	if err != nil {
-		return nil, storeError{fmt.Errorf("loading budget %s: %w", id, err)}
-	}
-	return b, nil
+	return b, err
 }
 
 func (g *Gateway) createBudget(w http.ResponseWriter, r *http.Request) error {
@@ -80,8 +77,8 @@ func (g *Gateway) createBudget(w http.ResponseWriter, r *http.Request) error {
 		CreatedAt:         now,
 		UpdatedAt:         now,
 	}
-	if err := g.adminWrite(func() error { return g.state.store.CreateBudget(b) }); err != nil {
-		return storeError{fmt.Errorf("creating budget: %w", err)}
+	if err := g.store().CreateBudget(b); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, newBudgetResponse(b))
 	return nil
@@ -92,9 +89,9 @@ func (g *Gateway) listBudgets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	budgets, err := g.state.store.ListBudgets(skip, limit)
+	budgets, err := g.store().ListBudgets(skip, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing budgets: %w", err)}
+		return err
 	}
 	out := make([]budgetResponse, len(budgets))
 	for i := range budgets {
@@ -122,39 +119,35 @@ func (g *Gateway) updateBudget(w http.ResponseWriter, r *http.Request, id string
 		return err
 	}
 	now := g.now()
-	var b *storage.Budget
-	err := g.adminWrite(func() (err error) {
-		b, err = g.state.store.UpdateBudget(id, func(b *storage.Budget) error {
-			if req.MaxBudget != nil {
-				b.MaxBudget = req.MaxBudget
-			}
-			if d := req.BudgetDurationSec; d != nil && (b.BudgetDurationSec == nil || *b.BudgetDurationSec != *d) {
-				// Users keep their current periods (see budgetSchedule).
-				b.DurationChanges = append(b.DurationChanges, storage.DurationChange{At: now, PreviousSec: b.BudgetDurationSec})
-				b.BudgetDurationSec = d
-			}
-			b.UpdatedAt = now
-			return nil
-		})
-		return err
+	b, err := g.store().UpdateBudget(id, func(b *storage.Budget) error {
+		if req.MaxBudget != nil {
+			b.MaxBudget = req.MaxBudget
+		}
+		if d := req.BudgetDurationSec; d != nil && (b.BudgetDurationSec == nil || *b.BudgetDurationSec != *d) {
+			// Users keep their current periods (see budgetSchedule).
+			b.DurationChanges = append(b.DurationChanges, storage.DurationChange{At: now, PreviousSec: b.BudgetDurationSec})
+			b.BudgetDurationSec = d
+		}
+		b.UpdatedAt = now
+		return nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return budgetNotFound(id)
 	}
 	if err != nil {
-		return storeError{fmt.Errorf("updating budget %s: %w", id, err)}
+		return err
 	}
 	writeJSON(w, http.StatusOK, newBudgetResponse(b))
 	return nil
 }
 
 func (g *Gateway) deleteBudget(w http.ResponseWriter, _ *http.Request, id string) error {
-	err := g.adminWrite(func() error { return g.state.store.DeleteBudget(id, g.now()) })
+	err := g.store().DeleteBudget(id, g.now())
 	if errors.Is(err, storage.ErrNotFound) {
 		return budgetNotFound(id)
 	}
 	if err != nil {
-		return storeError{fmt.Errorf("deleting budget %s: %w", id, err)}
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -229,12 +229,12 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	owner.UserID = k.UserID
 
-	err = g.adminWrite(func() error { return g.state.store.CreateKey(k, owner) })
+	err = g.store().CreateKey(k, owner)
 	if errors.Is(err, storage.ErrUserDeleted) {
 		return errNotFound(fmt.Sprintf("User '%s' has been deleted. Recreate via POST /v1/users first.", k.UserID))
 	}
 	if err != nil {
-		return storeError{fmt.Errorf("creating key: %w", err)}
+		return err
 	}
 	return g.writeKey(w, k, secret)
 }
@@ -243,15 +243,12 @@ func keyNotFound(id string) *apiError {
 	return errNotFound(fmt.Sprintf("API key with id '%s' not found", id))
 }
 
-func keyWriteError(id string, err error) error {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.Is(err, storage.ErrNotFound):
+// keyError words a failed read or write of key id for the client.
+func keyError(id string, err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
 		return keyNotFound(id)
 	}
-	return storeError{fmt.Errorf("writing key %s: %w", id, err)}
+	return err
 }
 
 func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) error {
@@ -259,9 +256,9 @@ func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	keys, err := g.state.store.ListKeys(skip, limit)
+	keys, err := g.store().ListKeys(skip, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing keys: %w", err)}
+		return err
 	}
 	out := make([]keyResponse, len(keys))
 	for i := range keys {
@@ -274,12 +271,9 @@ func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (g *Gateway) getKey(w http.ResponseWriter, _ *http.Request, id string) error {
-	k, err := g.state.store.GetKey(id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return keyNotFound(id)
-	}
+	k, err := g.store().GetKey(id)
 	if err != nil {
-		return storeError{fmt.Errorf("loading key %s: %w", id, err)}
+		return keyError(id, err)
 	}
 	return g.writeKey(w, k, "")
 }
@@ -301,26 +295,22 @@ func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) e
 		}
 	}
 	now := g.now()
-	var k *storage.APIKey
-	err := g.adminWrite(func() (err error) {
-		k, err = g.state.store.UpdateKey(id, func(k *storage.APIKey) error {
-			if req.KeyName != nil {
-				k.KeyName = req.KeyName
-			}
-			if req.IsActive != nil {
-				k.IsActive = *req.IsActive
-			}
-			if req.ExpiresAt != nil {
-				t := req.ExpiresAt.Time
-				k.ExpiresAt = &t
-			}
-			if req.Metadata != nil {
-				k.Metadata = json.RawMessage(req.Metadata)
-			}
-			req.keyLimits.apply(k, now)
-			return nil
-		})
-		return err
+	k, err := g.store().UpdateKey(id, func(k *storage.APIKey) error {
+		if req.KeyName != nil {
+			k.KeyName = req.KeyName
+		}
+		if req.IsActive != nil {
+			k.IsActive = *req.IsActive
+		}
+		if req.ExpiresAt != nil {
+			t := req.ExpiresAt.Time
+			k.ExpiresAt = &t
+		}
+		if req.Metadata != nil {
+			k.Metadata = json.RawMessage(req.Metadata)
+		}
+		req.keyLimits.apply(k, now)
+		return nil
 	})
 	if errors.Is(err, storage.ErrUserDeleted) {
 		// The user was deleted after checkOwnerNotDeleted looked.
@@ -329,15 +319,14 @@ func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) e
 		}
 	}
 	if err != nil {
-		return keyWriteError(id, err)
+		return keyError(id, err)
 	}
 	return g.writeKey(w, k, "")
 }
 
 func (g *Gateway) deleteKey(w http.ResponseWriter, _ *http.Request, id string) error {
-	err := g.adminWrite(func() error { return g.state.store.DeleteKey(id) })
-	if err != nil {
-		return keyWriteError(id, err)
+	if err := g.store().DeleteKey(id); err != nil {
+		return keyError(id, err)
 	}
 	g.state.touch.forget(id)
 	g.state.ledger.forget(account{storage.SpendOfKey, id})
@@ -354,17 +343,13 @@ func (g *Gateway) rotateKey(w http.ResponseWriter, r *http.Request, id string) e
 	if err != nil {
 		return err
 	}
-	var k *storage.APIKey
-	err = g.adminWrite(func() (err error) {
-		k, err = g.state.store.UpdateKey(id, func(k *storage.APIKey) error {
-			k.KeyHash = hash
-			k.KeyPrefix = secret[:keyPrefixLength]
-			return nil
-		})
-		return err
+	k, err := g.store().UpdateKey(id, func(k *storage.APIKey) error {
+		k.KeyHash = hash
+		k.KeyPrefix = secret[:keyPrefixLength]
+		return nil
 	})
 	if err != nil {
-		return keyWriteError(id, err)
+		return keyError(id, err)
 	}
 	return g.writeKey(w, k, secret)
 }
@@ -373,13 +358,13 @@ func (g *Gateway) rotateKey(w http.ResponseWriter, r *http.Request, id string) e
 // deleting a user deactivates its keys, and only re-creating the user may
 // bring them back into use.
 func (g *Gateway) checkOwnerNotDeleted(keyID string) error {
-	k, err := g.state.store.GetKey(keyID)
+	k, err := g.store().GetKey(keyID)
 	if err != nil {
-		return keyWriteError(keyID, err)
+		return keyError(keyID, err)
 	}
-	u, err := g.state.store.GetUser(k.UserID)
+	u, err := g.store().GetUser(k.UserID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storeError{fmt.Errorf("loading user %s: %w", k.UserID, err)}
+		return err
 	}
 	if err == nil && u.Deleted() {
 		return errNotFound(fmt.Sprintf("User '%s' has been deleted. Recreate via POST /v1/users first.", k.UserID))

@@ -81,19 +81,15 @@ func (g *Gateway) upsertPrice(w http.ResponseWriter, r *http.Request) error {
 		return errConfigOwnedPrice(key)
 	}
 	now := g.now()
-	var stored *storage.Price
-	err = g.adminWrite(func() (err error) {
-		stored, err = g.state.store.PutPrice(&storage.Price{
-			ModelKey:              key,
-			InputPricePerMillion:  *req.InputPricePerMillion,
-			OutputPricePerMillion: *req.OutputPricePerMillion,
-			CreatedAt:             now,
-			UpdatedAt:             now,
-		})
-		return err
+	stored, err := g.store().PutPrice(&storage.Price{
+		ModelKey:              key,
+		InputPricePerMillion:  *req.InputPricePerMillion,
+		OutputPricePerMillion: *req.OutputPricePerMillion,
+		CreatedAt:             now,
+		UpdatedAt:             now,
 	})
 	if err != nil {
-		return storeError{fmt.Errorf("storing price %s: %w", key, err)}
+		return err
 	}
 	writeJSON(w, http.StatusOK, g.newPriceResponse(stored))
 	return nil
@@ -104,9 +100,9 @@ func (g *Gateway) listPrices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	prices, err := g.state.store.ListPrices(skip, limit)
+	prices, err := g.store().ListPrices(skip, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing prices: %w", err)}
+		return err
 	}
 	out := make([]priceResponse, len(prices))
 	for i := range prices {
@@ -121,12 +117,12 @@ func (g *Gateway) getPrice(w http.ResponseWriter, _ *http.Request, raw string) e
 	if err != nil {
 		return priceNotFound(raw)
 	}
-	p, err := g.state.store.GetPrice(key)
+	p, err := g.store().GetPrice(key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return priceNotFound(raw)
 	}
 	if err != nil {
-		return storeError{fmt.Errorf("loading price %s: %w", key, err)}
+		return err
 	}
 	writeJSON(w, http.StatusOK, g.newPriceResponse(p))
 	return nil
@@ -140,12 +136,12 @@ func (g *Gateway) deletePrice(w http.ResponseWriter, _ *http.Request, raw string
 	if g.configOwned(key) {
 		return errConfigOwnedPrice(key)
 	}
-	err = g.adminWrite(func() error { return g.state.store.DeletePrice(key) })
+	err = g.store().DeletePrice(key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return priceNotFound(raw)
 	}
 	if err != nil {
-		return storeError{fmt.Errorf("deleting price %s: %w", key, err)}
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -1,7 +1,6 @@
 package llmgateway
 
 import (
-	"fmt"
 	"net/http"
 	"time"
 
@@ -32,9 +31,9 @@ func (g *Gateway) userBudgetHistory(w http.ResponseWriter, r *http.Request, id s
 
 // keyBudgetHistory answers GET /v1/keys/{id}/budget-history.
 func (g *Gateway) keyBudgetHistory(w http.ResponseWriter, r *http.Request, id string) error {
-	k, err := g.state.store.GetKey(id)
+	k, err := g.store().GetKey(id)
 	if err != nil {
-		return keyWriteError(id, err)
+		return keyError(id, err)
 	}
 	return g.writeSpendHistory(w, r, storage.SpendOfKey, id, keySchedule(k))
 }
@@ -44,9 +43,9 @@ func (g *Gateway) writeSpendHistory(w http.ResponseWriter, r *http.Request, owne
 	if err != nil {
 		return err
 	}
-	periods, err := g.state.store.ListSpendPeriods(owner, id, limit)
+	periods, err := g.store().ListSpendPeriods(owner, id, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing spend periods: %w", err)}
+		return err
 	}
 	out := make([]spendPeriodResponse, len(periods))
 	for i, p := range periods {

@@ -145,15 +145,14 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) error {
 		}
 		assignBudget(u, b, now)
 	}
-	err := g.adminWrite(func() error { return g.state.store.CreateUser(u) })
-	if errors.Is(err, storage.ErrBudgetMissing) {
+	err := g.store().CreateUser(u)
+	switch {
+	case errors.Is(err, storage.ErrBudgetMissing):
 		return budgetNotFound(*req.BudgetID) // deleted since it was loaded
-	}
-	if errors.Is(err, storage.ErrExists) {
+	case errors.Is(err, storage.ErrExists):
 		return newError(http.StatusConflict, "user_exists", fmt.Sprintf("User with id '%s' already exists", u.UserID))
-	}
-	if err != nil {
-		return storeError{fmt.Errorf("creating user: %w", err)}
+	case err != nil:
+		return err
 	}
 	return g.writeUser(w, u)
 }
@@ -176,9 +175,9 @@ func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	users, err := g.state.store.ListUsers(skip, limit)
+	users, err := g.store().ListUsers(skip, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing users: %w", err)}
+		return err
 	}
 	out := make([]userResponse, len(users))
 	for i := range users {
@@ -192,14 +191,11 @@ func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) error {
 
 // loadActiveUser returns a user that exists and is not deleted, else 404.
 func (g *Gateway) loadActiveUser(id string) (*storage.User, error) {
-	u, err := g.state.store.GetUser(id)
+	u, err := g.store().GetUser(id)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deleted()) {
 		return nil, userNotFound(id)
 	}
-	if err != nil {
-		return nil, storeError{fmt.Errorf("loading user: %w", err)}
-	}
-	return u, nil
+	return u, err
 }
 
 func userNotFound(id string) *apiError {
@@ -231,30 +227,26 @@ func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) 
 		budget = b
 	}
 	now := g.now()
-	var u *storage.User
-	err := g.adminWrite(func() (err error) {
-		u, err = g.state.store.UpdateUser(id, func(u *storage.User) error {
-			if u.Deleted() {
-				return userNotFound(id)
-			}
-			if req.Alias != nil {
-				u.Alias = req.Alias
-			}
-			if req.Blocked != nil {
-				u.Blocked = *req.Blocked
-			}
-			if req.Metadata != nil {
-				u.Metadata = json.RawMessage(req.Metadata)
-			}
-			// Naming the budget the user is already on changes nothing: its
-			// period and spend go on. Another budget starts a period now.
-			if budget != nil && (u.BudgetID == nil || *u.BudgetID != budget.BudgetID) {
-				assignBudget(u, budget, now)
-			}
-			u.UpdatedAt = now
-			return nil
-		})
-		return err
+	u, err := g.store().UpdateUser(id, func(u *storage.User) error {
+		if u.Deleted() {
+			return userNotFound(id)
+		}
+		if req.Alias != nil {
+			u.Alias = req.Alias
+		}
+		if req.Blocked != nil {
+			u.Blocked = *req.Blocked
+		}
+		if req.Metadata != nil {
+			u.Metadata = json.RawMessage(req.Metadata)
+		}
+		// Naming the budget the user is already on changes nothing: its
+		// period and spend go on. Another budget starts a period now.
+		if budget != nil && (u.BudgetID == nil || *u.BudgetID != budget.BudgetID) {
+			assignBudget(u, budget, now)
+		}
+		u.UpdatedAt = now
+		return nil
 	})
 	if errors.Is(err, storage.ErrBudgetMissing) {
 		return budgetNotFound(*req.BudgetID) // deleted since it was loaded
@@ -265,20 +257,16 @@ func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request, id string) 
 	return g.writeUser(w, u)
 }
 
+// userWriteError words a failed write to user id for the client.
 func userWriteError(id string, err error) error {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.Is(err, storage.ErrNotFound):
+	if errors.Is(err, storage.ErrNotFound) {
 		return userNotFound(id)
 	}
-	return storeError{fmt.Errorf("writing user %s: %w", id, err)}
+	return err
 }
 
 func (g *Gateway) deleteUser(w http.ResponseWriter, _ *http.Request, id string) error {
-	err := g.adminWrite(func() error { return g.state.store.DeleteUser(id, g.now()) })
-	if err != nil {
+	if err := g.store().DeleteUser(id, g.now()); err != nil {
 		return userWriteError(id, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -290,14 +278,14 @@ func (g *Gateway) userUsage(w http.ResponseWriter, r *http.Request, id string) e
 	if err != nil {
 		return err
 	}
-	if _, err := g.state.store.GetUser(id); errors.Is(err, storage.ErrNotFound) {
+	if _, err := g.store().GetUser(id); errors.Is(err, storage.ErrNotFound) {
 		return userNotFound(id)
 	} else if err != nil {
-		return storeError{fmt.Errorf("loading user: %w", err)}
+		return err
 	}
-	records, err := g.state.store.ListUsage(storage.UsageFilter{UserID: id}, skip, limit)
+	records, err := g.store().ListUsage(storage.UsageFilter{UserID: id}, skip, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing usage of %s: %w", id, err)}
+		return err
 	}
 	writeJSON(w, http.StatusOK, usageResponses(records))
 	return nil

@@ -226,11 +226,7 @@ func (g *Gateway) release(c *call) {
 // price returns the stored price of provider:model, or nil if it has none.
 func (g *Gateway) price(provider, model string) (*storage.Price, error) {
 	key := provider + ":" + model
-	p, err := cached(g.state.cache.prices, key, func() (*storage.Price, error) { return g.state.store.GetPrice(key) })
-	if err != nil {
-		return nil, storeError{fmt.Errorf("loading price of %s:%s: %w", provider, model, err)}
-	}
-	return p, nil
+	return cached(g.state.cache.prices, key, func() (*storage.Price, error) { return g.store().GetPrice(key) })
 }
 
 // priceTokens is the contract's cost formula, exact to the nano-dollar

@@ -175,12 +175,12 @@ func (g *Gateway) lookupKey(sum [sha256.Size]byte) (*storage.APIKey, error) {
 	if ok {
 		return key, nil
 	}
-	key, err := g.state.store.GetKeyByHash(hex.EncodeToString(sum[:]))
+	key, err := g.store().GetKeyByHash(hex.EncodeToString(sum[:]))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errUnauthorized("invalid_api_key", msgInvalidKey)
 	}
 	if err != nil {
-		return nil, storeError{fmt.Errorf("looking up key: %w", err)}
+		return nil, err
 	}
 	cache.put(sum, key, gen)
 	return key, nil

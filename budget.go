@@ -319,9 +319,9 @@ func (g *Gateway) userSchedule(u *storage.User) (*storage.Budget, budgetPeriod, 
 		return nil, sched, nil
 	}
 	id := *u.BudgetID
-	b, err := cached(g.state.cache.budgets, id, func() (*storage.Budget, error) { return g.state.store.GetBudget(id) })
+	b, err := cached(g.state.cache.budgets, id, func() (*storage.Budget, error) { return g.store().GetBudget(id) })
 	if err != nil {
-		return nil, sched, storeError{fmt.Errorf("loading budget of user %s: %w", u.UserID, err)}
+		return nil, sched, err
 	}
 	if b == nil {
 		return nil, sched, nil

@@ -328,9 +328,9 @@ func truncateRunes(s string, n int) string {
 // loadCallUser returns the billed user if it exists, is not deleted and is
 // not blocked.
 func (g *Gateway) loadCallUser(id string) (*storage.User, error) {
-	u, err := cached(g.state.cache.users, id, func() (*storage.User, error) { return g.state.store.GetUser(id) })
+	u, err := cached(g.state.cache.users, id, func() (*storage.User, error) { return g.store().GetUser(id) })
 	if err != nil {
-		return nil, storeError{fmt.Errorf("loading user %s: %w", id, err)}
+		return nil, err
 	}
 	if u == nil || u.Deleted() {
 		return nil, errNotFound(fmt.Sprintf("User '%s' not found", truncate(id, 128)))

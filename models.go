@@ -23,9 +23,9 @@ type modelList struct {
 func (g *Gateway) models(p principal) ([]modelObject, error) {
 	byID := make(map[string]modelObject)
 	for skip := 0; ; skip += 1000 {
-		prices, err := g.state.store.ListPrices(skip, 1000)
+		prices, err := g.store().ListPrices(skip, 1000)
 		if err != nil {
-			return nil, storeError{fmt.Errorf("listing prices: %w", err)}
+			return nil, err
 		}
 		for _, pr := range prices {
 			provider, _, _ := splitModel(pr.ModelKey)

@@ -100,9 +100,9 @@ func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	f.APIKeyID = q.Get("api_key_id")
 	f.Model = q.Get("model")
 	f.EndUser = q.Get("end_user")
-	records, err := g.state.store.ListUsage(f, skip, limit)
+	records, err := g.store().ListUsage(f, skip, limit)
 	if err != nil {
-		return storeError{fmt.Errorf("listing usage: %w", err)}
+		return err
 	}
 	writeJSON(w, http.StatusOK, usageResponses(records))
 	return nil
