@@ -13,6 +13,8 @@ import (
 	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 )
 
 // countTokens answers POST /v1/messages/count_tokens (Claude Code's
@@ -73,7 +75,7 @@ func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request) error {
 		return errForbidden("model_not_allowed", fmt.Sprintf("Model '%s' is not allowed for this API key", truncate(modelField.Str, 128)))
 	}
 	if up.format != formatAnthropic {
-		writeJSON(w, http.StatusOK, map[string]int64{"input_tokens": estimatePromptTokens(body)})
+		writeJSON(w, http.StatusOK, map[string]int64{"input_tokens": translate.EstimatePromptTokens(body)})
 		return nil
 	}
 	patched, err := sjson.SetBytes(body, "model", model)

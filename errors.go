@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -51,39 +52,8 @@ func errForbidden(code, message string) *apiError {
 // request; the cause is logged, never returned.
 var errStoreUnavailable = newError(http.StatusServiceUnavailable, "database_unavailable", "Database unavailable")
 
-// errorType maps a status to the contract's error "type".
-func errorType(status int, code string) string {
-	switch {
-	case status == http.StatusUnauthorized:
-		return "authentication_error"
-	case status == http.StatusForbidden:
-		if code == "budget_exceeded" {
-			return "budget_exceeded"
-		}
-		return "permission_error"
-	case status == http.StatusNotFound:
-		return "not_found_error"
-	case status == http.StatusTooManyRequests:
-		return "rate_limit_error"
-	case status == http.StatusBadGateway || status == http.StatusGatewayTimeout:
-		return "upstream_error"
-	case status >= 500:
-		return "server_error"
-	default:
-		return "invalid_request_error"
-	}
-}
-
-type errorBody struct {
-	Detail string      `json:"detail"`
-	Error  errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Message string `json:"message"`
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-}
+// errorDetail is the "error" object of the contract's error bodies.
+type errorDetail = translate.ErrorDetail
 
 // writeError answers err in the contract's shape: an *apiError as it is,
 // anything else as a 503 (store failures) or 500, logged with its cause.
@@ -108,42 +78,31 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			w.Header().Add(k, v)
 		}
 	}
-	if anthropicRoute(r) {
-		// Anthropic clients read {"type":"error","error":{"type","message"}};
-		// detail keeps any-llm clients working there too.
-		writeJSON(w, ae.Status, anthropicErrorResponse{
-			Type:   "error",
-			Detail: ae.Message,
-			Error:  errorDetail{Message: ae.Message, Type: anthropicErrorType(ae.Status), Code: ae.Code},
-		})
-		return
-	}
-	writeJSON(w, ae.Status, errorBody{
-		Detail: ae.Message,
-		Error:  errorDetail{Message: ae.Message, Type: errorType(ae.Status, ae.Code), Code: ae.Code},
-	})
+	writeJSON(w, ae.Status, clientDialect(r).ErrorBody(ae.Status, ae.Code, ae.Message))
 }
 
-// anthropicRoute reports whether r is on the Anthropic Messages routes
-// (/v1/messages and anything below it), where every answer, a 404 too, has
-// Anthropic's error shape. It reads the path as the router does.
-func anthropicRoute(r *http.Request) bool {
-	segs, ok := pathSegments(r.URL.EscapedPath())
+// clientDialect is the one choice of the error dialect a request's client
+// reads, by its route: on the Anthropic Messages routes (/v1/messages and
+// anything below it) every answer, a 404 too, and a stream's error event
+// have Anthropic's shape. It reads the path as the router does.
+func clientDialect(r *http.Request) translate.Dialect {
+	if anthropicRoute(r.URL.EscapedPath()) {
+		return translate.Anthropic
+	}
+	return translate.OpenAI
+}
+
+func anthropicRoute(path string) bool {
+	segs, ok := pathSegments(path)
 	if ok {
 		return len(segs) > 0 && segs[0] == "messages"
 	}
 	// A path the router refuses (an empty or control segment further on,
 	// as in /v1/messages//x) is still under /v1/messages.
-	rest, under := strings.CutPrefix(r.URL.EscapedPath(), "/v1/")
+	rest, under := strings.CutPrefix(path, "/v1/")
 	first, _, _ := strings.Cut(rest, "/")
 	first, err := url.PathUnescape(first)
 	return under && err == nil && first == "messages"
-}
-
-type anthropicErrorResponse struct {
-	Type   string      `json:"type"`
-	Error  errorDetail `json:"error"`
-	Detail string      `json:"detail"`
 }
 
 // storeError marks an error that came from the store.

@@ -1,7 +1,6 @@
 package llmgateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -26,7 +26,6 @@ const (
 	maxResponseBody = 64 << 20 // a non-stream response
 	maxErrorBody    = 1 << 20  // a 4xx body passed through
 	maxLoggedError  = 2 << 10  // provider error text kept for the debug log
-	sseBufferSize   = 64 << 10 // longest SSE line parsed for usage
 	recordTimeout   = 10 * time.Second
 )
 
@@ -38,31 +37,7 @@ const statusClientClosed = 499
 const (
 	msgProviderError   = "LLM provider error"
 	msgProviderTimeout = "LLM provider timeout"
-	msgStreamError     = "An error occurred during streaming"
 )
-
-var (
-	streamErrorEvent          = []byte("data: {\"error\": {\"message\": \"" + msgStreamError + "\", \"type\": \"server_error\"}}\n\ndata: [DONE]\n\n")
-	anthropicStreamErrorEvent = []byte("event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"api_error\", \"message\": \"" + msgStreamError + "\"}}\n\n")
-)
-
-// streamErrorEvent is what a client receives when its stream fails midway,
-// in the format of the API it speaks.
-func (c *call) streamErrorEvent() []byte {
-	if c.endpoint.kind == kindMessages {
-		return anthropicStreamErrorEvent
-	}
-	return streamErrorEvent
-}
-
-// translateBody turns a provider's non-stream response into the client's
-// format.
-func (c *call) translateBody(body []byte) ([]byte, tokenUsage, error) {
-	if c.translate == chatToMessages {
-		return chatResponseFromAnthropic(body, c.clientModel, time.Now().Unix())
-	}
-	return anthropicResponseFromChat(body, c.clientModel)
-}
 
 // attempt is the outcome of one upstream call, turned into a usage record.
 type attempt struct {
@@ -218,9 +193,6 @@ func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, r
 	case resp.StatusCode >= 400:
 		return g.passThroughError(ctx, w, c, resp, a)
 	case c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
-		if c.translate != passThrough {
-			return g.relayTranslatedStream(ctx, w, c, resp, a)
-		}
 		return g.relayStream(ctx, w, c, resp, a)
 	}
 	return g.relayBody(ctx, w, c, resp, a)
@@ -264,175 +236,8 @@ func (g *Gateway) failRead(c *call, a *attempt, err error) error {
 // tokens as the body could hold, at most what the request allowed.
 func (g *Gateway) failOversized(c *call, a *attempt, size int64) error {
 	a.billEstimate = true
-	a.completionBytes = int(min(size, c.completionBound*bytesPerToken))
+	a.completionBytes = int(min(size, c.completionBound*translate.BytesPerToken))
 	return g.failRead(c, a, fmt.Errorf("%w: %d bytes, over %d", errResponseTooLarge, size, maxResponseBody))
-}
-
-// relayBody answers a non-stream response once its usage is recorded.
-func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
-	if resp.ContentLength > maxResponseBody {
-		// Refused on the announced length, before reading any of it.
-		return g.failOversized(c, a, resp.ContentLength)
-	}
-	body, err := readAllSized(resp.Body, resp.ContentLength, maxResponseBody)
-	if errors.Is(err, errOverLimit) {
-		return g.failOversized(c, a, maxResponseBody+1)
-	}
-	if err != nil {
-		return g.failRead(c, a, err)
-	}
-	if !gjson.ValidBytes(body) {
-		return g.failRead(c, a, fmt.Errorf("%w: provider answered %d", errResponseNotJSON, resp.StatusCode))
-	}
-	a.statusCode = resp.StatusCode
-	if c.translate != passThrough {
-		translated, usage, err := c.translateBody(body)
-		if err != nil {
-			return g.failRead(c, a, fmt.Errorf("%w: %w", errResponseTranslation, err))
-		}
-		body = translated
-		a.usageSeen, a.promptTokens, a.completionTokens = usage.seen, usage.prompt, usage.completion
-		a.usageInvalid = usage.invalid
-		if !usage.seen {
-			a.completionBytes = len(body) / 2
-		}
-		resp.Header.Set("Content-Type", "application/json")
-	} else if usage := gjson.GetBytes(body, "usage"); usage.IsObject() {
-		a.usageSeen, a.usageInvalid = true, invalidUsage(usage)
-		a.promptTokens, a.completionTokens = usageTokens(usage)
-	} else {
-		for _, path := range [...]string{"choices.#.message.content", "choices.#.text"} {
-			gjson.GetBytes(body, path).ForEach(func(_, v gjson.Result) bool {
-				a.completionBytes += len(v.Str)
-				return true
-			})
-		}
-		if a.completionBytes == 0 {
-			// Not a chat completion (a Responses object, say): count
-			// half the body as generated text rather than nothing.
-			a.completionBytes = len(body) / 2
-		}
-	}
-	if err := g.record(c, a, false); err != nil {
-		return err
-	}
-	copyHeader(w.Header(), resp.Header, "Content-Type")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(body)
-	return nil
-}
-
-// relayStream forwards an SSE stream event by event, flushing each, while
-// the scanner picks out usage. It never buffers more than one line.
-func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
-	h := w.Header()
-	copyHeader(h, resp.Header, "Content-Type")
-	h.Set("X-Accel-Buffering", "no")
-	h.Del("Content-Length")
-	a.statusCode = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-
-	var scan sseScanner
-	br := bufio.NewReaderSize(resp.Body, sseBufferSize)
-	lineStart, skipBlank := true, false
-	clientGone, recorded := false, false
-	firstEvent := true
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && len(chunk) > 0 && chunk[len(chunk)-1] != '\n' {
-			if errors.Is(err, io.EOF) {
-				// The provider ended without a final newline: complete
-				// the line so the client's parser sees the event.
-				chunk = append(append([]byte(nil), chunk...), '\n', '\n')
-			} else if lineStart {
-				chunk = nil // never forward half an event before the error event
-			}
-		}
-		if len(chunk) > 0 {
-			ends := chunk[len(chunk)-1] == '\n'
-			send := true
-			if lineStart && ends {
-				blank := len(bytes.TrimRight(chunk, "\r\n")) == 0
-				switch {
-				case blank && skipBlank:
-					send, skipBlank = false, false
-				case !blank:
-					if scan.line(chunk) && c.stripUsage {
-						send, skipBlank = false, true
-					}
-					if scan.done && !recorded {
-						// Commit before the client sees [DONE]: a client
-						// that got a complete stream finds it billed.
-						g.recordStream(c, a, &scan)
-						recorded = true
-					}
-				}
-			}
-			lineStart = ends
-			if send {
-				if firstEvent {
-					firstEvent = false
-					gatewayMetrics.firstToken.WithLabelValues(c.up.name).Observe(time.Since(a.start).Seconds())
-				}
-				if _, werr := w.Write(chunk); werr != nil {
-					clientGone = true
-					break
-				}
-				if (ends && len(bytes.TrimRight(chunk, "\r\n")) == 0) || br.Buffered() == 0 {
-					if ferr := rc.Flush(); ferr != nil {
-						clientGone = true
-						break
-					}
-				}
-			}
-		}
-		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		// The provider failed after the stream started, or the client left.
-		if ctx.Err() != nil && !isTimeout(ctx.Err()) && !cutByShutdown(ctx) {
-			clientGone = true
-			break
-		}
-		if cutByShutdown(ctx) {
-			a.failed, a.errorMessage = true, msgCutByShutdown
-		} else {
-			_, cause := g.upstreamFailure(c, err)
-			a.failed, a.errorMessage = true, "stream interrupted: "+cause
-		}
-		g.recordStream(c, a, &scan)
-		recorded = true
-		if !lineStart {
-			_, _ = w.Write([]byte("\n\n"))
-		}
-		_, _ = w.Write(c.streamErrorEvent())
-		_ = rc.Flush()
-		break
-	}
-	if clientGone {
-		a.failed, a.errorMessage = true, "client disconnected"
-	}
-	if !recorded {
-		g.recordStream(c, a, &scan)
-	}
-	return nil
-}
-
-// recordStream records a stream's attempt from what the scanner saw. The
-// response has started, so a failure can only be logged.
-func (g *Gateway) recordStream(c *call, a *attempt, scan *sseScanner) {
-	a.usageSeen, a.usageInvalid = scan.usageSeen, scan.usageInvalid
-	a.promptTokens, a.completionTokens = scan.promptTokens, scan.completionTokens
-	a.completionBytes = scan.contentBytes
-	if err := g.record(c, a, false); err != nil {
-		g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))
-	}
 }
 
 // record writes the attempt's usage record and charges its cost to the
@@ -460,14 +265,14 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 		rec.Status, rec.ErrorMessage = "error", a.errorMessage
 	}
 	if a.usageSeen && a.usageInvalid == "" && (a.promptTokens < 0 || a.completionTokens < 0 ||
-		a.promptTokens > maxReportedTokens || a.completionTokens > maxReportedTokens) {
+		a.promptTokens > translate.MaxReportedTokens || a.completionTokens > translate.MaxReportedTokens) {
 		a.usageInvalid = fmt.Sprintf("prompt %d, completion %d tokens", a.promptTokens, a.completionTokens)
 	}
 	switch {
 	case a.usageSeen && a.usageInvalid != "":
 		// A count no model can produce: bill what the gateway can vouch
 		// for, and say why on the record.
-		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, estimateTokens(a.completionBytes), "estimated"
+		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, translate.EstimateTokens(a.completionBytes), "estimated"
 		note := "provider usage rejected (" + c.up.redact(a.usageInvalid) + "); billed the estimate"
 		if rec.ErrorMessage != "" {
 			note = rec.ErrorMessage + "; " + note
@@ -490,7 +295,7 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 	case a.statusCode >= 200 && a.statusCode < 300 || a.billEstimate:
 		// Tokens were produced (or at least the prompt was read) but the
 		// provider did not say how many: never bill that as zero.
-		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, estimateTokens(a.completionBytes), "estimated"
+		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, translate.EstimateTokens(a.completionBytes), "estimated"
 	default:
 		rec.UsageSource = "provider"
 	}

@@ -1,14 +1,15 @@
 package llmgateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -82,14 +83,18 @@ var (
 	endpointCompletions = endpoint{path: "/completions", kind: kindCompletions}
 )
 
-// translation says how a call's bodies change between client and provider.
-type translation int
+// translators chooses how a call's bodies change, by the API its client
+// speaks and the format its provider speaks; any other pairing passes
+// through. A new provider format or client API is one line here.
+var translators = map[translationKey]translate.Constructor{
+	{kindChat, formatAnthropic}:  translate.NewOpenAIToAnthropic,
+	{kindMessages, formatOpenAI}: translate.NewAnthropicToOpenAI,
+}
 
-const (
-	passThrough    translation = iota
-	chatToMessages             // an OpenAI chat client, an Anthropic provider
-	messagesToChat             // an Anthropic client, an OpenAI-compatible provider
-)
+type translationKey struct {
+	client   endpointKind
+	provider apiFormat
+}
 
 // call is one validated inference request, ready to forward.
 type call struct {
@@ -104,10 +109,10 @@ type call struct {
 	body          []byte // as sent, with model (and stream_options) patched, or translated
 	upstreamPath  string // below the provider's base URL
 	upstreamQuery string // the client's query, passed to Anthropic-format providers
-	translate     translation
-	clientModel   string // the model as the client named it
+	tr            translate.Translator
+	dialect       translate.Dialect // of the client's errors, chosen by its route
+	clientModel   string            // the model as the client named it
 	stream        bool
-	stripUsage    bool  // the client asked for no usage chunk
 	prompt        int64 // estimated prompt tokens, billed when the provider reports none
 	// promptBound and completionBound are the most tokens an honest
 	// provider can bill for the request: what its reservation holds.
@@ -176,7 +181,7 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		}
 	}
 
-	c := &call{endpoint: ep, requestID: w.Header().Get("X-Request-Id"), upstreamPath: ep.path, clientModel: modelField.Str}
+	c := &call{endpoint: ep, requestID: w.Header().Get("X-Request-Id"), upstreamPath: ep.path, clientModel: modelField.Str, dialect: clientDialect(r)}
 	userField, userName := root.Get("user"), "user"
 	if ep.kind == kindMessages {
 		userField, userName = root.Get("metadata.user_id"), "metadata.user_id"
@@ -211,8 +216,8 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 		return nil, errBadRequest("Background responses are not supported: the gateway cannot meter work done after the response; send 'background': false")
 	}
 	c.up, c.provider, c.model = up, provider, model
-	c.prompt = estimatePromptTokens(body)
-	c.promptBound = promptTokenBound(root, body)
+	c.prompt = translate.EstimatePromptTokens(body)
+	c.promptBound = translate.PromptTokenBound(root, body)
 	c.completionBound = completionBound(root, ep.kind, up.format, g.DefaultMaxTokens)
 
 	if err := g.admit(w, c, p.key, user, c.prompt+c.completionBound); err != nil {
@@ -227,59 +232,41 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	}
 
 	c.stream = ep.kind != kindEmbeddings && root.Get("stream").Type == gjson.True
-	if err := g.buildUpstreamBody(c, body, root); err != nil {
+	if err := g.buildUpstreamBody(c, body); err != nil {
 		g.release(c)
 		return nil, err
 	}
 	return c, nil
 }
 
-// buildUpstreamBody prepares what the provider receives: the client's body
-// with the model patched when both speak the same API, else a translation.
-func (g *Gateway) buildUpstreamBody(c *call, body []byte, root gjson.Result) error {
-	var err error
-	switch {
-	case c.endpoint.kind == kindChat && c.up.format == formatAnthropic:
-		c.translate, c.upstreamPath = chatToMessages, "/messages"
-		c.stripUsage = root.Get("stream_options.include_usage").Type == gjson.False
-		c.body, err = anthropicRequestFromChat(body, c.model, int64(g.DefaultMaxTokens))
-	case c.endpoint.kind == kindMessages && c.up.format == formatOpenAI:
-		c.translate, c.upstreamPath = messagesToChat, "/chat/completions"
-		c.body, err = chatRequestFromAnthropic(body, c.model)
-		if err == nil && c.up.maxCompletionTokens {
-			c.body, err = useMaxCompletionTokens(c.body)
-		}
-	default:
-		forceUsage := c.stream && (c.endpoint.kind == kindChat || c.endpoint.kind == kindCompletions)
-		c.body, c.stripUsage, err = patchRequest(body, c.model, forceUsage)
-		if err != nil {
-			return errValidation("Invalid JSON body")
-		}
+// buildUpstreamBody prepares what the provider receives with the call's
+// translator: the client's body with the model patched when both speak the
+// same API, else a translation.
+func (g *Gateway) buildUpstreamBody(c *call, body []byte) error {
+	newTranslator := translators[translationKey{c.endpoint.kind, c.up.format}]
+	if newTranslator == nil {
+		newTranslator = translate.NewPassThrough
 	}
-	if err != nil {
+	c.tr = newTranslator(translate.Options{
+		Model:               c.model,
+		ClientModel:         c.clientModel,
+		ForceUsage:          c.stream && (c.endpoint.kind == kindChat || c.endpoint.kind == kindCompletions),
+		DefaultMaxTokens:    int64(g.DefaultMaxTokens),
+		MaxCompletionTokens: c.up.maxCompletionTokens,
+		PromptEstimate:      c.prompt,
+	})
+	out, path, err := c.tr.Request(body)
+	switch {
+	case errors.Is(err, translate.ErrInvalidBody):
+		return errValidation("Invalid JSON body")
+	case err != nil:
 		return errBadRequest(fmt.Sprintf("Request cannot be sent to provider '%s': %s", c.provider, truncate(err.Error(), 256)))
 	}
+	c.body = out
+	if path != "" {
+		c.upstreamPath = path
+	}
 	return nil
-}
-
-// patchRequest returns body with "model" set to model and, when
-// forceUsage, stream_options.include_usage set to true, editing the JSON
-// in place so that everything else (unknown fields, key order, number
-// precision) stays as the client sent it. stripUsage reports that the
-// client itself asked for include_usage false.
-func patchRequest(body []byte, model string, forceUsage bool) (patched []byte, stripUsage bool, err error) {
-	patched, err = sjson.SetBytes(body, "model", model)
-	if err != nil || !forceUsage {
-		return patched, false, err
-	}
-	opts := gjson.GetBytes(body, "stream_options")
-	if opts.IsObject() {
-		stripUsage = opts.Get("include_usage").Type == gjson.False
-		patched, err = sjson.SetBytes(patched, "stream_options.include_usage", true)
-	} else {
-		patched, err = sjson.SetRawBytes(patched, "stream_options", []byte(`{"include_usage":true}`))
-	}
-	return patched, stripUsage, err
 }
 
 // resolveUser decides whom the request bills: the user named in the body
@@ -362,7 +349,7 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		return err
 	}
 	defer g.release(c) // a call that ends without a record frees its budget
-	if c.translate == passThrough && c.endpoint.kind == kindMessages {
+	if c.endpoint.kind == kindMessages && c.up.format == formatAnthropic {
 		// Anthropic's own flags (Claude Code sends ?beta=true).
 		c.upstreamQuery = r.URL.RawQuery
 	}

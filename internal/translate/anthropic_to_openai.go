@@ -1,4 +1,4 @@
-package llmgateway
+package translate
 
 import (
 	"encoding/json"
@@ -9,6 +9,32 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
+
+// NewAnthropicToOpenAI is the translator of an Anthropic Messages client
+// calling an OpenAI-compatible provider: Messages requests become chat
+// requests, and chat answers and chunks become Messages answers and events.
+func NewAnthropicToOpenAI(o Options) Translator { return &anthropicToOpenAI{opts: o} }
+
+type anthropicToOpenAI struct{ opts Options }
+
+func (t *anthropicToOpenAI) Request(body []byte) ([]byte, string, error) {
+	out, err := chatRequestFromAnthropic(body, t.opts.Model)
+	if err == nil && t.opts.MaxCompletionTokens {
+		out, err = useMaxCompletionTokens(out)
+	}
+	return out, "/chat/completions", err
+}
+
+func (t *anthropicToOpenAI) Response(body []byte) (Response, error) {
+	out, u, err := anthropicResponseFromChat(body, t.opts.ClientModel)
+	return translatedResponse(out, u), err
+}
+
+func (t *anthropicToOpenAI) Stream() Stream {
+	return &translatedStream{tr: newAnthropicFromChatStream(t.opts.ClientModel, t.opts.PromptEstimate)}
+}
+
+func (t *anthropicToOpenAI) StreamHeader(int, string) (int, string) { return translatedStreamHeader() }
 
 // chatRequestFromAnthropic translates an Anthropic Messages request, as the
 // Anthropic SDKs send it, into an OpenAI chat request for model.

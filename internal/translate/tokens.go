@@ -1,4 +1,4 @@
-package llmgateway
+package translate
 
 import (
 	"bytes"
@@ -15,45 +15,45 @@ import (
 // undercounts dense non-Latin scripts; it exists so that a stream is never
 // billed as zero, not to replace provider usage.
 const (
-	bytesPerToken      = 4
+	BytesPerToken      = 4 // of text, per token of the estimate
 	tokensPerMessage   = 4
 	tokensPerCompletes = 3
 )
 
-// estimateTokens converts a byte count of text into tokens, rounding up.
-func estimateTokens(n int) int64 {
+// EstimateTokens converts a byte count of text into tokens, rounding up.
+func EstimateTokens(n int) int64 {
 	if n <= 0 {
 		return 0
 	}
-	return int64((n + bytesPerToken - 1) / bytesPerToken)
+	return int64((n + BytesPerToken - 1) / BytesPerToken)
 }
 
-// estimatePromptTokens estimates the prompt of a chat, completions,
+// EstimatePromptTokens estimates the prompt of a chat, completions,
 // embeddings or responses request from its text fields.
-func estimatePromptTokens(body []byte) int64 {
+func EstimatePromptTokens(body []byte) int64 {
 	root := gjson.ParseBytes(body)
 	var tokens int64
 	if msgs := root.Get("messages"); msgs.IsArray() {
 		msgs.ForEach(func(_, m gjson.Result) bool {
-			tokens += tokensPerMessage + estimateTokens(textBytes(m.Get("content")))
+			tokens += tokensPerMessage + EstimateTokens(textBytes(m.Get("content")))
 			if tc := m.Get("tool_calls"); tc.Exists() {
-				tokens += estimateTokens(len(tc.Raw))
+				tokens += EstimateTokens(len(tc.Raw))
 			}
 			return true
 		})
 		tokens += tokensPerCompletes
 	}
 	if tools := root.Get("tools"); tools.Exists() {
-		tokens += estimateTokens(len(tools.Raw))
+		tokens += EstimateTokens(len(tools.Raw))
 	}
 	if prompt := root.Get("prompt"); prompt.Exists() { // legacy completions
-		tokens += estimateTokens(textBytes(prompt))
+		tokens += EstimateTokens(textBytes(prompt))
 	}
 	if input := root.Get("input"); input.Exists() {
-		tokens += estimateTokens(textBytes(input))
+		tokens += EstimateTokens(textBytes(input))
 	}
 	if sys := root.Get("system"); sys.Exists() {
-		tokens += estimateTokens(textBytes(sys))
+		tokens += EstimateTokens(textBytes(sys))
 	}
 	return tokens
 }
@@ -72,7 +72,7 @@ func textBytes(v gjson.Result) int {
 			} else if t := part.Get("text"); t.Type == gjson.String {
 				n += len(t.Str)
 			} else if part.Type == gjson.Number {
-				n += bytesPerToken // a token id (embeddings input as token arrays)
+				n += BytesPerToken // a token id (embeddings input as token arrays)
 			} else if part.IsArray() {
 				n += textBytes(part)
 			}
@@ -99,14 +99,14 @@ const (
 	builtinToolTokenBound = 2_000
 )
 
-// promptTokenBound is the most prompt tokens an honest provider can count
+// PromptTokenBound is the most prompt tokens an honest provider can count
 // for body: no tokenizer makes more tokens of text than it has bytes, and
 // the JSON around each message is longer than the few tokens of a chat
 // template, so the body's size bounds the text. Inline image data is
 // replaced by imageTokenBound per image; tools add their instructions.
 // Content the body only refers to (previous_response_id, file ids,
 // documents by URL, what built-in tools fetch) is not bounded.
-func promptTokenBound(root gjson.Result, body []byte) int64 {
+func PromptTokenBound(root gjson.Result, body []byte) int64 {
 	bound := int64(len(body))
 	if bytes.Contains(body, []byte("image")) {
 		images, inline := imageParts(root, 0)
@@ -126,11 +126,15 @@ func promptTokenBound(root gjson.Result, body []byte) int64 {
 	return max(bound, 1)
 }
 
+// maxBodyDepth bounds the recursion of imageParts: as deep as the gateway
+// lets a request body nest (it refuses deeper ones before estimating).
+const maxBodyDepth = 128
+
 // imageParts counts the image content parts under v (chat image_url,
 // Responses input_image, Anthropic image blocks, at any depth: tool results
 // hold images too) and the bytes of their inline data.
 func imageParts(v gjson.Result, depth int) (images, inline int64) {
-	if depth > maxJSONDepth {
+	if depth > maxBodyDepth {
 		return 0, 0
 	}
 	if v.IsObject() {

@@ -1,8 +1,7 @@
-package llmgateway
+package translate
 
 import (
 	"bytes"
-	"math"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -15,12 +14,10 @@ import (
 // the provider sends no usage) and whether the stream reached its final
 // event.
 type sseScanner struct {
-	usageSeen        bool
-	usageInvalid     string // why the provider's usage cannot be billed
-	promptTokens     int64
-	completionTokens int64
-	contentBytes     int
-	done             bool
+	usage        Usage
+	anthropic    anthropicStreamUsage // the totals of a Messages stream
+	contentBytes int
+	done         bool
 }
 
 var (
@@ -75,7 +72,7 @@ func (s *sseScanner) line(line []byte) (usageOnly bool) {
 	if !usage.IsObject() {
 		return false
 	}
-	s.setUsage(usage)
+	s.setUsage(parseUsage(usage))
 	return !choices.Exists() || choices.Raw == "[]"
 }
 
@@ -85,25 +82,15 @@ func (s *sseScanner) typedEvent(typ, payload string) {
 	switch typ {
 	case "response.completed", "response.incomplete", "response.failed":
 		if u := gjson.Get(payload, "response.usage"); u.IsObject() {
-			s.setUsage(u)
+			s.setUsage(parseUsage(u))
 		}
 		s.done = true
 	case "message_start":
-		if u := gjson.Get(payload, "message.usage"); u.IsObject() {
-			s.setUsage(u)
-		}
+		s.anthropic.merge(gjson.Get(payload, "message.usage"))
+		s.setUsage(s.anthropic.usage())
 	case "message_delta":
-		u := gjson.Get(payload, "usage")
-		if bad := invalidUsage(u); bad != "" {
-			s.usageInvalid = bad
-		}
-		if out := u.Get("output_tokens"); out.Exists() {
-			s.usageSeen = true
-			s.completionTokens = out.Int()
-		}
-		if in := u.Get("input_tokens"); in.Exists() && in.Int() > 0 {
-			s.promptTokens = in.Int() + u.Get("cache_creation_input_tokens").Int() + u.Get("cache_read_input_tokens").Int()
-		}
+		s.anthropic.merge(gjson.Get(payload, "usage"))
+		s.setUsage(s.anthropic.usage())
 	case "message_stop":
 		s.done = true
 	case "content_block_delta":
@@ -116,52 +103,15 @@ func (s *sseScanner) typedEvent(typ, payload string) {
 	}
 }
 
-// setUsage reads a usage object in any of the three formats.
-func (s *sseScanner) setUsage(u gjson.Result) {
-	s.usageSeen = true
-	if bad := invalidUsage(u); bad != "" {
-		s.usageInvalid = bad
+// setUsage takes the latest usage seen; a count found invalid once stays
+// so, whatever comes after it.
+func (s *sseScanner) setUsage(u Usage) {
+	if !u.Seen {
+		return
 	}
-	s.promptTokens, s.completionTokens = usageTokens(u)
-}
-
-// maxReportedTokens is the largest token count taken from a provider: far
-// beyond any model's context, so a larger one is a provider's bug or a
-// hostile upstream (a prompt_tokens of 1e30 once billed 9.2e12 dollars).
-const maxReportedTokens = 100_000_000
-
-// usageCountFields are the token counts read from usage objects.
-var usageCountFields = [...]string{"prompt_tokens", "completion_tokens", "input_tokens", "output_tokens",
-	"cache_creation_input_tokens", "cache_read_input_tokens"}
-
-// invalidUsage names the first token count of a usage object that is not
-// an integer from 0 to maxReportedTokens ("prompt_tokens=-2"), or "".
-func invalidUsage(u gjson.Result) string {
-	for _, field := range usageCountFields {
-		v := u.Get(field)
-		if !v.Exists() || v.Type == gjson.Null {
-			continue
-		}
-		if v.Type != gjson.Number || v.Num < 0 || v.Num > maxReportedTokens || v.Num != math.Trunc(v.Num) {
-			return field + "=" + truncate(v.Raw, 32)
-		}
+	invalid := s.usage.Invalid
+	s.usage = u
+	if u.Invalid == "" {
+		s.usage.Invalid = invalid
 	}
-	return ""
-}
-
-// usageTokens reads prompt and completion tokens from an OpenAI chat
-// ("prompt_tokens"), Responses or Anthropic ("input_tokens") usage object;
-// Anthropic's cache tokens count as prompt tokens.
-func usageTokens(u gjson.Result) (prompt, completion int64) {
-	if p := u.Get("prompt_tokens"); p.Exists() {
-		prompt = p.Int()
-	} else {
-		prompt = u.Get("input_tokens").Int() + u.Get("cache_creation_input_tokens").Int() + u.Get("cache_read_input_tokens").Int()
-	}
-	if c := u.Get("completion_tokens"); c.Exists() {
-		completion = c.Int()
-	} else {
-		completion = u.Get("output_tokens").Int()
-	}
-	return prompt, completion
 }

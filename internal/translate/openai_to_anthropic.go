@@ -1,4 +1,4 @@
-package llmgateway
+package translate
 
 import (
 	"bytes"
@@ -9,6 +9,33 @@ import (
 
 	"github.com/tidwall/gjson"
 )
+
+// NewOpenAIToAnthropic is the translator of an OpenAI chat client calling
+// an Anthropic-format provider: chat requests become Messages requests,
+// and Messages answers and events become chat completions and chunks.
+func NewOpenAIToAnthropic(o Options) Translator { return &openaiToAnthropic{opts: o} }
+
+type openaiToAnthropic struct {
+	opts         Options
+	includeUsage bool // the stream ends with a usage chunk, as chat clients expect unless they opt out
+}
+
+func (t *openaiToAnthropic) Request(body []byte) ([]byte, string, error) {
+	t.includeUsage = gjson.GetBytes(body, "stream_options.include_usage").Type != gjson.False
+	out, err := anthropicRequestFromChat(body, t.opts.Model, t.opts.DefaultMaxTokens)
+	return out, "/messages", err
+}
+
+func (t *openaiToAnthropic) Response(body []byte) (Response, error) {
+	out, u, err := chatResponseFromAnthropic(body, t.opts.ClientModel, t.opts.created())
+	return translatedResponse(out, u), err
+}
+
+func (t *openaiToAnthropic) Stream() Stream {
+	return &translatedStream{tr: newChatFromAnthropicStream(t.opts.ClientModel, t.opts.created(), t.includeUsage)}
+}
+
+func (t *openaiToAnthropic) StreamHeader(int, string) (int, string) { return translatedStreamHeader() }
 
 // anthropicRequestFromChat translates an OpenAI chat request into an
 // Anthropic Messages request for model. defaultMaxTokens fills max_tokens,

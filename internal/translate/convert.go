@@ -1,30 +1,4 @@
-package llmgateway
-
-// Translation between the OpenAI Chat Completions API and the Anthropic
-// Messages API, so that either kind of client can reach either kind of
-// provider. Everything here is pure: bodies in, bodies out, no I/O.
-//
-// Fields with no counterpart on the other side are dropped rather than
-// rejected, because clients send them by default and failing the request
-// would break them. reasoning_effort and Anthropic's output_config.effort
-// map onto each other; role "system" messages inside an Anthropic request
-// become chat system messages where they stand.
-//
-// Dropped from a chat request bound for Anthropic: frequency_penalty,
-// presence_penalty, logit_bias, logprobs, top_logprobs, seed,
-// response_format, verbosity, service_tier, store, metadata, modalities,
-// audio, prediction, web_search_options, prompt_cache_key,
-// safety_identifier, stream_options (the caller reads include_usage
-// itself), the legacy functions/function_call, a message's "name", an
-// image's "detail" and a tool's "strict". Dropped from an Anthropic request
-// bound for an OpenAI-compatible provider: top_k (OpenAI rejects it),
-// thinking, context_management, the rest of output_config, service_tier,
-// container, mcp_servers, every cache_control, a tool's defer_loading, a
-// tool_choice type it does not know, citations, a tool_result's is_error,
-// the anthropic-beta header, and the assistant's thinking and
-// redacted_thinking blocks (only Anthropic can verify their signatures).
-// Content that cannot be carried over (audio, file ids, server tools) is an
-// error instead: dropping it would change what the model sees.
+package translate
 
 import (
 	"bytes"
@@ -35,32 +9,6 @@ import (
 
 	"github.com/tidwall/gjson"
 )
-
-// anthropicErrorType is the error type Anthropic uses for an HTTP status.
-func anthropicErrorType(status int) string {
-	var kind string
-	switch {
-	case status == 401:
-		kind = "authentication_error"
-	case status == 402:
-		kind = "billing_error"
-	case status == 403:
-		kind = "permission_error"
-	case status == 404:
-		kind = "not_found_error"
-	case status == 413:
-		kind = "request_too_large"
-	case status == 429:
-		kind = "rate_limit_error"
-	case status == 529:
-		kind = "overloaded_error"
-	case status >= 500:
-		kind = "api_error"
-	default:
-		kind = "invalid_request_error"
-	}
-	return kind
-}
 
 // anthropicBodyError reports an Anthropic error body as an error.
 func anthropicBodyError(root gjson.Result) error {

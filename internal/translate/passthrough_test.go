@@ -1,4 +1,4 @@
-package llmgateway
+package translate
 
 import (
 	"strings"
@@ -27,7 +27,7 @@ func TestSSEScannerPicksUpUsage(t *testing.T) {
 			usageOnly = append(usageOnly, i)
 		}
 	}
-	if !s.usageSeen || s.promptTokens != 12 || s.completionTokens != 34 || !s.done {
+	if !s.usage.Seen || s.usage.Prompt != 12 || s.usage.Completion != 34 || !s.done {
 		t.Fatalf("scanner = %+v", s)
 	}
 	if len(usageOnly) != 1 || usageOnly[0] != 6 {
@@ -52,7 +52,7 @@ func TestSSEScannerIgnoresNonData(t *testing.T) {
 			t.Fatalf("%q reported as usage-only", line)
 		}
 	}
-	if !s.usageSeen || s.promptTokens != 1 || s.completionTokens != 2 || s.contentBytes != 2 || s.done {
+	if !s.usage.Seen || s.usage.Prompt != 1 || s.usage.Completion != 2 || s.contentBytes != 2 || s.done {
 		t.Fatalf("scanner = %+v", s)
 	}
 }
@@ -71,12 +71,12 @@ func TestEstimateTokens(t *testing.T) {
 		{"rounds up", `{"input":"abcde"}`, 2},
 	}
 	for _, tt := range tests {
-		if got := estimatePromptTokens([]byte(tt.body)); got != tt.want {
+		if got := EstimatePromptTokens([]byte(tt.body)); got != tt.want {
 			t.Errorf("%s: estimate = %d, want %d", tt.name, got, tt.want)
 		}
 	}
-	if got := estimateTokens(len(strings.Repeat("x", 400))); got != 100 {
-		t.Errorf("estimateTokens(400 bytes) = %d", got)
+	if got := EstimateTokens(len(strings.Repeat("x", 400))); got != 100 {
+		t.Errorf("EstimateTokens(400 bytes) = %d", got)
 	}
 }
 
@@ -109,7 +109,7 @@ func TestInvalidUsage(t *testing.T) {
 	}
 	var s sseScanner
 	s.line([]byte(`data: {"choices":[],"usage":{"prompt_tokens":-5,"completion_tokens":3}}` + "\n"))
-	if !s.usageSeen || s.usageInvalid != "prompt_tokens=-5" {
-		t.Fatalf("scanner: seen %v, invalid %q", s.usageSeen, s.usageInvalid)
+	if !s.usage.Seen || s.usage.Invalid != "prompt_tokens=-5" {
+		t.Fatalf("scanner: seen %v, invalid %q", s.usage.Seen, s.usage.Invalid)
 	}
 }

@@ -1,4 +1,4 @@
-package llmgateway
+package translate
 
 import (
 	"bytes"
@@ -266,7 +266,7 @@ func TestChatResponseFromAnthropic(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertTranslatedJSON(t, "chat response", out, readAnthropicFixture(t, "messages_response.want.json"))
-	if want := (tokenUsage{prompt: 2620, completion: 89, cachedPrompt: 2048, seen: true}); usage != want {
+	if want := (Usage{Prompt: 2620, Completion: 89, CachedPrompt: 2048, Seen: true}); usage != want {
 		t.Errorf("usage = %+v, want %+v", usage, want)
 	}
 }
@@ -294,7 +294,7 @@ func TestChatResponseFromAnthropicStopReasons(t *testing.T) {
 				"choices.0.message.content": `"ok"`,
 				"usage":                     `{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":0}}`,
 			})
-			if usage != (tokenUsage{prompt: 3, completion: 2, seen: true}) {
+			if usage != (Usage{Prompt: 3, Completion: 2, Seen: true}) {
 				t.Errorf("usage = %+v", usage)
 			}
 		})
@@ -332,7 +332,7 @@ func TestAnthropicResponseFromChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertTranslatedJSON(t, "anthropic response", out, readAnthropicFixture(t, "chat_response.want.json"))
-	if want := (tokenUsage{prompt: 1117, completion: 46, cachedPrompt: 1024, seen: true}); usage != want {
+	if want := (Usage{Prompt: 1117, Completion: 46, CachedPrompt: 1024, Seen: true}); usage != want {
 		t.Errorf("usage = %+v, want %+v", usage, want)
 	}
 }
@@ -460,25 +460,25 @@ func TestAnthropicStreamFixtures(t *testing.T) {
 	cases := []struct {
 		fixture   string
 		newTr     func() streamTranslator
-		wantUsage tokenUsage
+		wantUsage Usage
 		wantBytes int
 		wantErr   string
 	}{
 		{fixture: "anthropic_text", newTr: toChat(true),
-			wantUsage: tokenUsage{prompt: 25, completion: 15, seen: true}, wantBytes: len("Hello! How can I help?")},
+			wantUsage: Usage{Prompt: 25, Completion: 15, Seen: true}, wantBytes: len("Hello! How can I help?")},
 		{fixture: "anthropic_tool_use", newTr: toChat(false),
-			wantUsage: tokenUsage{prompt: 472, completion: 89, seen: true},
+			wantUsage: Usage{Prompt: 472, Completion: 89, Seen: true},
 			wantBytes: len("Okay, let me check.") + len("get_weather") + len(`{"location":`) + len(` "San Francisco, CA"}`) + len("get_time") + len("{}")},
 		{fixture: "anthropic_cache", newTr: toChat(true),
-			wantUsage: tokenUsage{prompt: 3212, completion: 40, cachedPrompt: 3000, seen: true}, wantBytes: len("Short answer.") + len("Yes.")},
+			wantUsage: Usage{Prompt: 3212, Completion: 40, CachedPrompt: 3000, Seen: true}, wantBytes: len("Short answer.") + len("Yes.")},
 		{fixture: "anthropic_error", newTr: toChat(true),
-			wantUsage: tokenUsage{prompt: 30, completion: 1, seen: true}, wantBytes: len("Partial"), wantErr: "overloaded_error: Overloaded"},
+			wantUsage: Usage{Prompt: 30, Completion: 1, Seen: true}, wantBytes: len("Partial"), wantErr: "overloaded_error: Overloaded"},
 		{fixture: "chat_text", newTr: toAnthropic, wantBytes: len("Hello there")},
 		{fixture: "chat_tool_calls", newTr: toAnthropic,
-			wantUsage: tokenUsage{prompt: 82, completion: 18, seen: true},
+			wantUsage: Usage{Prompt: 82, Completion: 18, Seen: true},
 			wantBytes: len("Let me look.") + len("get_weather") + len(`{"location"`) + len(`:"Paris"}`) + len("get_time") + len("{}")},
 		{fixture: "chat_cache", newTr: toAnthropic,
-			wantUsage: tokenUsage{prompt: 2100, completion: 5, cachedPrompt: 2048, seen: true}, wantBytes: len("Quick.") + len("Cached answer.")},
+			wantUsage: Usage{Prompt: 2100, Completion: 5, CachedPrompt: 2048, Seen: true}, wantBytes: len("Quick.") + len("Cached answer.")},
 		{fixture: "chat_error", newTr: toAnthropic, wantBytes: len("Partial"), wantErr: "server_error: The server had an error"},
 	}
 	for _, tc := range cases {
@@ -523,7 +523,7 @@ func TestChatFromAnthropicStreamEdges(t *testing.T) {
 		tr := newChatFromAnthropicStream("m", 1, true)
 		out := tr.finish(nil)
 		assertTranslatedEvents(t, out, []byte(`data: {"id":"chatcmpl-","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":"stop"}]}`+"\n\ndata: [DONE]\n\n"))
-		if tr.usage().seen {
+		if tr.usage().Seen {
 			t.Error("usage seen without any event")
 		}
 	})
@@ -556,7 +556,7 @@ func TestChatFromAnthropicStreamEdges(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got, want := tr.usage(), (tokenUsage{prompt: 16, completion: 7, cachedPrompt: 5, seen: true}); got != want {
+		if got, want := tr.usage(), (Usage{Prompt: 16, Completion: 7, CachedPrompt: 5, Seen: true}); got != want {
 			t.Errorf("usage = %+v, want %+v", got, want)
 		}
 	})

@@ -1,0 +1,172 @@
+package llmgateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
+)
+
+// relayBody answers a non-stream response once its usage is recorded.
+func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	if resp.ContentLength > maxResponseBody {
+		// Refused on the announced length, before reading any of it.
+		return g.failOversized(c, a, resp.ContentLength)
+	}
+	body, err := readAllSized(resp.Body, resp.ContentLength, maxResponseBody)
+	if errors.Is(err, errOverLimit) {
+		return g.failOversized(c, a, maxResponseBody+1)
+	}
+	if err != nil {
+		return g.failRead(c, a, err)
+	}
+	if !gjson.ValidBytes(body) {
+		return g.failRead(c, a, fmt.Errorf("%w: provider answered %d", errResponseNotJSON, resp.StatusCode))
+	}
+	a.statusCode = resp.StatusCode
+	out, err := c.tr.Response(body)
+	if err != nil {
+		return g.failRead(c, a, fmt.Errorf("%w: %w", errResponseTranslation, err))
+	}
+	a.setUsage(out.Usage, out.ContentBytes)
+	if err := g.record(c, a, false); err != nil {
+		return err
+	}
+	if out.ContentType != "" {
+		w.Header().Set("Content-Type", out.ContentType)
+	} else {
+		copyHeader(w.Header(), resp.Header, "Content-Type")
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(out.Body)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(out.Body)
+	return nil
+}
+
+// setUsage takes what the provider reported, and the content seen for an
+// estimate.
+func (a *attempt) setUsage(u translate.Usage, contentBytes int) {
+	a.usageSeen, a.usageInvalid = u.Seen, u.Invalid
+	a.promptTokens, a.completionTokens = u.Prompt, u.Completion
+	a.completionBytes = contentBytes
+}
+
+// relayStream forwards a provider's stream in the client's format, every
+// format through this one loop: the call's translator says what each piece
+// of the provider's stream becomes, this loop writes and flushes it, times
+// the first token, notices a client that left and bills the stream. The
+// usage record is committed before the client sees the stream's end.
+func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	status, contentType := c.tr.StreamHeader(resp.StatusCode, resp.Header.Get("Content-Type"))
+	h := w.Header()
+	if contentType != "" {
+		h.Set("Content-Type", contentType)
+	}
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	a.statusCode = status
+	w.WriteHeader(status)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+
+	st := c.tr.Stream()
+	recorded := false
+	recordOnce := func() {
+		if !recorded {
+			recorded = true
+			g.recordStream(c, a, st)
+		}
+	}
+	firstWrite, midLine := true, false
+	// send writes out, flushing at the end of an event or of what has
+	// arrived; false means the client is gone.
+	send := func(out []byte, flush bool) bool {
+		if len(out) == 0 {
+			return true
+		}
+		if firstWrite {
+			firstWrite = false
+			gatewayMetrics.firstToken.WithLabelValues(c.up.name).Observe(time.Since(a.start).Seconds())
+		}
+		midLine = out[len(out)-1] != '\n'
+		if _, err := w.Write(out); err != nil {
+			return false
+		}
+		return !flush || rc.Flush() == nil
+	}
+
+	events := translate.NewReader(resp.Body)
+	clientGone := false
+	for {
+		p, err := events.Next()
+		if len(p.Data) > 0 {
+			out, final, terr := st.Feed(p)
+			if terr != nil {
+				err = terr
+			} else {
+				if final {
+					// Commit before the client sees the end: a client that
+					// got a complete stream finds it billed.
+					recordOnce()
+				}
+				if !send(out, p.Blank() || !events.Buffered()) {
+					clientGone = true
+					break
+				}
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			out, ferr := st.Finish()
+			if ferr == nil {
+				recordOnce()
+				clientGone = !send(out, true)
+				break
+			}
+			err = ferr
+		}
+		// The provider failed after the stream started, reported an error
+		// event, or the gateway stops, or the client left.
+		if ctx.Err() != nil && !isTimeout(ctx.Err()) && !cutByShutdown(ctx) {
+			clientGone = true
+			break
+		}
+		if cutByShutdown(ctx) {
+			a.failed, a.errorMessage = true, msgCutByShutdown
+		} else {
+			_, cause := g.upstreamFailure(c, err)
+			a.failed, a.errorMessage = true, "stream interrupted: "+cause
+		}
+		recordOnce()
+		if midLine {
+			_, _ = w.Write([]byte("\n\n"))
+		}
+		_, _ = w.Write(c.dialect.StreamError())
+		_ = rc.Flush()
+		break
+	}
+	if clientGone {
+		a.failed, a.errorMessage = true, "client disconnected"
+	}
+	recordOnce()
+	return nil
+}
+
+// recordStream records a stream's attempt from what its translator saw.
+// The response has started, so a failure can only be logged.
+func (g *Gateway) recordStream(c *call, a *attempt, st translate.Stream) {
+	a.setUsage(st.Usage())
+	if err := g.record(c, a, false); err != nil {
+		g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))
+	}
+}
