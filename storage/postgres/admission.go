@@ -1,0 +1,257 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+// RateWindowLength is the length of the sliding rate-limit window, as in
+// the in-memory limiter.
+const RateWindowLength = time.Minute
+
+// Account names whose budget or rate limit a rule is about: a user's or a
+// key's.
+type Account struct {
+	Owner storage.SpendOwner
+	ID    string
+}
+
+// AdmitBudget is one budget that applies to a request: the account's spend
+// in Period, limited to Max (nil: tracked, not limited).
+type AdmitBudget struct {
+	Account Account
+	Period  time.Time
+	Max     *storage.Money
+}
+
+// AdmitRate is a requests- and tokens-per-minute limit on one account
+// (0: no limit of that kind).
+type AdmitRate struct {
+	Account  Account
+	RPM, TPM int64
+}
+
+// AdmitRequest is one request to admit.
+type AdmitRequest struct {
+	// HoldID names the hold if the request is admitted; Settle releases it
+	// by this id. The caller makes it unique (a UUID).
+	HoldID string
+	// Instance is the gateway instance that holds the request; its
+	// RenewLeases keeps the hold alive.
+	Instance string
+	// Now is the admission time: the rate window ends at Now, and
+	// reservations whose lease ends by Now no longer count.
+	Now time.Time
+	// LeaseUntil is when the hold expires unless renewed.
+	LeaseUntil time.Time
+	// Cost is the request's worst-case cost, reserved against every budget.
+	Cost    storage.Money
+	Budgets []AdmitBudget
+	Rates   []AdmitRate
+	// Tokens is the request's token estimate, counted against TPM limits.
+	Tokens int64
+}
+
+// Admission is an admitted request.
+type Admission struct {
+	HoldID string
+	// Windows holds, per rate rule of the request (same order), the
+	// requests in its window counting this one and the time of the oldest:
+	// X-RateLimit-Remaining is RPM - Count, X-RateLimit-Reset Oldest +
+	// RateWindowLength.
+	Windows []RateWindow
+}
+
+// RateWindow is an account's sliding window after an admission.
+type RateWindow struct {
+	Count  int64
+	Oldest time.Time
+}
+
+// BudgetRefusal is the error of a request refused by a budget: it did not
+// fit under Budgets[Index] (Spent + Reserved + the cost > Max, or Spent ≥
+// Max). Spent and Reserved are the account's settled spend in the period
+// and the live reservations of its other requests.
+type BudgetRefusal struct {
+	Index    int
+	Budget   AdmitBudget
+	Spent    storage.Money
+	Reserved storage.Money
+}
+
+func (e *BudgetRefusal) Error() string {
+	return fmt.Sprintf("budget of %c/%s exceeded: spent %s, reserved %s, max %s",
+		e.Budget.Account.Owner, e.Budget.Account.ID, e.Spent, e.Reserved, *e.Budget.Max)
+}
+
+// RateRefusal is the error of a request refused by Rates[Index], whose
+// window is full until RetryAt (its oldest event leaves the window).
+type RateRefusal struct {
+	Index   int
+	Rate    AdmitRate
+	RetryAt time.Time
+}
+
+func (e *RateRefusal) Error() string {
+	return fmt.Sprintf("rate limit of %c/%s reached until %s",
+		e.Rate.Account.Owner, e.Rate.Account.ID, e.RetryAt.UTC().Format(time.RFC3339Nano))
+}
+
+// Admit admits req or refuses it, atomically across every instance: it
+// checks the rate rules (in order), then the budgets (in order), and when
+// all pass holds req.Cost against every budget and counts the request in
+// every rate window, all in one call of gateway_admit (one statement,
+// one round trip; see 0002_metering.sql for how it serialises per
+// account). A refusal is a *RateRefusal or a *BudgetRefusal; any other
+// error means nothing was held (ErrUnavailable: the database is
+// unreachable).
+func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error) {
+	if req.HoldID == "" || req.Instance == "" {
+		return nil, errors.New("admitting request: hold id and instance are required")
+	}
+	if req.Cost < 0 {
+		return nil, fmt.Errorf("admitting request: negative cost %s", req.Cost)
+	}
+	n := len(req.Budgets)
+	bOwner, bAccount := make([]string, n), make([]string, n)
+	bPeriod, bMax := make([]time.Time, n), make([]*int64, n)
+	for i, b := range req.Budgets {
+		bOwner[i], bAccount[i] = ownerCode(b.Account.Owner), b.Account.ID
+		bPeriod[i], bMax[i] = b.Period, int64Ptr(b.Max)
+	}
+	m := len(req.Rates)
+	rOwner, rAccount := make([]string, m), make([]string, m)
+	rRPM, rTPM := make([]int64, m), make([]int64, m)
+	for i, r := range req.Rates {
+		rOwner[i], rAccount[i] = ownerCode(r.Account.Owner), r.Account.ID
+		rRPM[i], rTPM[i] = r.RPM, r.TPM
+	}
+
+	var (
+		outcome         string
+		refused         *int32
+		spent, reserved *int64
+		oldest          *time.Time
+		counts          []*int64
+		oldests         []*time.Time
+	)
+	err := s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, `SELECT outcome, refused, spent, reserved, oldest, counts, oldests
+			FROM gateway_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			req.HoldID, req.Instance, req.Now, req.LeaseUntil, int64(req.Cost),
+			bOwner, bAccount, bPeriod, bMax,
+			req.Now.Add(-RateWindowLength), req.Tokens, rOwner, rAccount, rRPM, rTPM,
+		).Scan(&outcome, &refused, &spent, &reserved, &oldest, &counts, &oldests)
+	})
+	if err != nil {
+		return nil, s.fail("admitting request", err)
+	}
+	switch outcome {
+	case "admitted":
+		a := &Admission{HoldID: req.HoldID, Windows: make([]RateWindow, m)}
+		for i := range a.Windows {
+			if i < len(counts) && counts[i] != nil {
+				a.Windows[i].Count = *counts[i]
+			}
+			if i < len(oldests) && oldests[i] != nil {
+				a.Windows[i].Oldest = *oldests[i]
+			}
+		}
+		return a, nil
+	case "rate":
+		i := int(deref32(refused))
+		retry := req.Now
+		if oldest != nil {
+			retry = oldest.Add(RateWindowLength)
+		}
+		return nil, &RateRefusal{Index: i, Rate: req.Rates[i], RetryAt: retry}
+	case "budget":
+		i := int(deref32(refused))
+		return nil, &BudgetRefusal{Index: i, Budget: req.Budgets[i],
+			Spent: storage.Money(deref64(spent)), Reserved: storage.Money(deref64(reserved))}
+	}
+	return nil, fmt.Errorf("admitting request: unexpected outcome %q", outcome)
+}
+
+func deref32(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func deref64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// Release frees a hold without recording usage (a request that failed
+// before any upstream attempt). It is Settle with no records.
+func (s *Store) Release(ctx context.Context, holdID string) error {
+	if err := s.Settle(ctx, Settlement{HoldID: holdID, Tokens: -1}); err != nil {
+		return fmt.Errorf("releasing hold %s: %w", holdID, err)
+	}
+	return nil
+}
+
+// RenewLeases extends the lease of every hold of instance to until, in
+// one statement, and reports how many reservation rows it renewed. A live
+// instance calls it well within its lease length, so a long stream keeps
+// its reservation for as long as it runs.
+func (s *Store) RenewLeases(ctx context.Context, instance string, until time.Time) (int64, error) {
+	var n int64
+	err := s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
+		tag, err := c.Exec(ctx, `UPDATE reservations SET lease_expires_at = $2
+			WHERE instance_id = $1 AND lease_expires_at < $2`, instance, until)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, s.fail("renewing leases of instance "+instance, err)
+	}
+	return n, nil
+}
+
+// ExpireLeases deletes the reservations whose lease ended by now (their
+// instance died: admission already ignores them, this reclaims the rows)
+// and the rate events that left the window, and reports how many
+// reservation rows it deleted. Any instance may run it; it is idempotent.
+func (s *Store) ExpireLeases(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, `WITH expired AS (
+				DELETE FROM reservations WHERE lease_expires_at <= $1 RETURNING 1
+			), old_events AS (
+				DELETE FROM rate_events WHERE at <= $2 RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM old_events)`,
+			now, now.Add(-RateWindowLength)).Scan(&n, new(int64))
+	})
+	if err != nil {
+		return 0, s.fail("expiring leases", err)
+	}
+	return n, nil
+}
+
+// Reserved returns the live reservations held against the account's
+// period at now, for display and tests.
+func (s *Store) Reserved(ctx context.Context, acct Account, period, now time.Time) (storage.Money, error) {
+	var sum int64
+	err := s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, `SELECT coalesce(sum(amount), 0) FROM reservations
+			WHERE owner = $1 AND account_id = $2 AND period_start = $3 AND lease_expires_at > $4`,
+			ownerCode(acct.Owner), acct.ID, period, now).Scan(&sum)
+	})
+	if err != nil {
+		return 0, s.fail(fmt.Sprintf("loading reservations of %c/%s", acct.Owner, acct.ID), err)
+	}
+	return storage.Money(sum), nil
+}

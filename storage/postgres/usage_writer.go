@@ -1,0 +1,308 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
+)
+
+const (
+	// settleQueueSize is how many settlements may wait for the writer
+	// before Settle blocks.
+	settleQueueSize = 1024
+	// maxSettleBatch is the most settlements committed in one statement.
+	maxSettleBatch = 256
+)
+
+// Settlement is what a finished request leaves behind: its usage records
+// (one per upstream attempt; none for a request that never reached one)
+// and its hold, which is released.
+type Settlement struct {
+	// Records are stored and their costs charged to the spend periods they
+	// name (UserPeriod, KeyPeriod). A record whose ID is already stored is
+	// skipped, cost and all: a spool can deliver a record again safely.
+	Records []*storage.UsageRecord
+	// HoldID names the reservation and rate-limit entries of an Admit to
+	// release; empty: none.
+	HoldID string
+	// Tokens replaces the token estimate of the hold's rate-limit entries
+	// (what the request really used, for tokens-per-minute limits).
+	// Negative keeps the estimate.
+	Tokens int64
+}
+
+// settleRequest is one Settle call waiting for the writer.
+type settleRequest struct {
+	st   Settlement
+	done chan error // buffered; receives the outcome exactly once
+}
+
+// RecordUsage stores rec and charges rec.Cost to the spend of rec.UserID
+// in period rec.UserPeriod and of rec.APIKeyID in period rec.KeyPeriod,
+// each if set, in one transaction. A record with zero cost is stored all
+// the same. Unlike the Badger store, recording a record id again changes
+// nothing: delivery is idempotent by id.
+//
+// Records are committed in batches (group commit); RecordUsage returns
+// once the batch holding rec is committed, or early with an error when ctx
+// is done or the store is closed (rec may still be committed then).
+func (s *Store) RecordUsage(ctx context.Context, rec *storage.UsageRecord) error {
+	if err := s.Settle(ctx, Settlement{Records: []*storage.UsageRecord{rec}, Tokens: -1}); err != nil {
+		return fmt.Errorf("recording usage %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Settle commits st: its records and their charges, and the release of its
+// hold, in one transaction shared with the other settlements queued at
+// the same time (one statement per batch). It returns once that
+// transaction is committed. An error wrapping ErrUnavailable means
+// nothing was committed and st can be delivered again later.
+func (s *Store) Settle(ctx context.Context, st Settlement) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, rec := range st.Records {
+		if err := validateRecord(rec); err != nil {
+			return fmt.Errorf("usage record %s: %w", rec.ID, err)
+		}
+	}
+	req := &settleRequest{st: st, done: make(chan error, 1)}
+	if err := s.enqueue(ctx, req); err != nil {
+		return err
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// validateRecord applies the Badger store's rules to a record, and
+// truncates its times to the microsecond.
+func validateRecord(rec *storage.UsageRecord) error {
+	switch {
+	case rec.ID == "":
+		return errors.New("empty record id")
+	case rec.Timestamp.IsZero():
+		return errors.New("zero timestamp")
+	case rec.Cost < 0:
+		return fmt.Errorf("negative cost %s", rec.Cost)
+	case !validID(rec.ID):
+		return fmt.Errorf("invalid record id %q", rec.ID)
+	case rec.UserID != "" && !validID(rec.UserID):
+		return fmt.Errorf("invalid user id %q", rec.UserID)
+	case rec.APIKeyID != "" && !validID(rec.APIKeyID):
+		return fmt.Errorf("invalid key id %q", rec.APIKeyID)
+	}
+	rec.Timestamp = truncTime(rec.Timestamp)
+	rec.UserPeriod = truncTime(rec.UserPeriod)
+	rec.KeyPeriod = truncTime(rec.KeyPeriod)
+	return nil
+}
+
+// enqueue hands req to the writer.
+func (s *Store) enqueue(ctx context.Context, req *settleRequest) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return storage.ErrClosed
+	}
+	select {
+	case s.settlements <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeSettlements is the usage writer: it takes every settlement already
+// queued, up to maxSettleBatch, commits them in one statement and answers
+// their callers, until Close closes the queue; what is still queued then
+// is committed before it returns.
+func (s *Store) writeSettlements() {
+	defer close(s.writerDone)
+	batch := make([]*settleRequest, 0, maxSettleBatch)
+	for req := range s.settlements {
+		batch = append(batch[:0], req)
+	fill:
+		for len(batch) < maxSettleBatch {
+			select {
+			case req, ok := <-s.settlements:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		s.commitSettlements(batch)
+		clear(batch)
+	}
+}
+
+// commitSettlements commits batch and answers every request in it. A
+// batch that fails as a whole for a reason other than the database being
+// unreachable is split in halves committed separately, so one bad record
+// does not fail the others.
+func (s *Store) commitSettlements(batch []*settleRequest) {
+	var err error
+	for range maxTxRetries {
+		err = s.runOpen(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
+			_, err := c.Exec(ctx, settleSQL, settleArgs(batch)...)
+			return err
+		})
+		if !retryable(err) {
+			break
+		}
+	}
+	if err != nil && len(batch) > 1 && !IsUnavailable(err) {
+		half := len(batch) / 2
+		s.commitSettlements(batch[:half])
+		s.commitSettlements(batch[half:])
+		return
+	}
+	if err != nil {
+		err = s.redactor.redact(fmt.Errorf("committing usage: %w", err))
+	}
+	for _, req := range batch {
+		req.done <- err
+	}
+}
+
+// settleSQL settles a batch in one statement, hence one transaction:
+//
+//   - new records are inserted; a record id already stored is skipped
+//     (ON CONFLICT DO NOTHING), so only records inserted now are charged;
+//   - their costs are summed per spend period (one upsert per period,
+//     however many records add to it, in key order so that two batches
+//     lock periods in the same order);
+//   - the holds are released and their rate-limit entries get their real
+//     token counts.
+//
+// Parameters are parallel arrays, one element per record ($1–$21) or per
+// hold ($22–$24).
+const settleSQL = `
+WITH recs AS (
+	SELECT * FROM unnest(
+		$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+		$7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[],
+		$13::bigint[], $14::text[], $15::integer[], $16::bigint[], $17::text[], $18::text[],
+		$19::boolean[], $20::timestamptz[], $21::timestamptz[]
+	) AS r(id, request_id, user_id, api_key_id, end_user, ts, model, provider, endpoint,
+		prompt_tokens, completion_tokens, total_tokens, cost, status, status_code, latency_ms,
+		error_message, usage_source, exceeded_reservation, user_period, key_period)
+),
+inserted AS (
+	INSERT INTO usage_records (id, request_id, user_id, api_key_id, end_user, ts, model, provider,
+		endpoint, prompt_tokens, completion_tokens, total_tokens, cost, status, status_code,
+		latency_ms, error_message, usage_source, exceeded_reservation, user_period, key_period)
+	SELECT id, request_id, user_id, nullif(api_key_id, ''), nullif(end_user, ''), ts, model,
+		provider, endpoint, prompt_tokens, completion_tokens, total_tokens, cost, status,
+		status_code, latency_ms, nullif(error_message, ''), usage_source, exceeded_reservation,
+		user_period, key_period
+	FROM recs
+	ON CONFLICT (id) DO NOTHING
+	RETURNING user_id, api_key_id, cost, user_period, key_period
+),
+charges AS (
+	SELECT 'u' AS owner, user_id AS account_id, coalesce(user_period, '0001-01-01 00:00:00+00') AS period_start, cost
+	FROM inserted WHERE user_id <> '' AND cost > 0
+	UNION ALL
+	SELECT 'k', api_key_id, coalesce(key_period, '0001-01-01 00:00:00+00'), cost
+	FROM inserted WHERE api_key_id IS NOT NULL AND cost > 0
+),
+charged AS (
+	INSERT INTO spend_periods (owner, account_id, period_start, spend)
+	SELECT owner, account_id, period_start, sum(cost)
+	FROM charges GROUP BY owner, account_id, period_start
+	ORDER BY owner, account_id, period_start
+	ON CONFLICT (owner, account_id, period_start) DO UPDATE SET spend = spend_periods.spend + EXCLUDED.spend
+	RETURNING 1
+),
+holds AS (
+	SELECT * FROM unnest($22::text[], $23::bigint[]) AS h(id, tokens)
+),
+counted AS (
+	UPDATE rate_events e SET tokens = h.tokens
+	FROM holds h WHERE e.reservation_id = h.id AND h.tokens >= 0
+	RETURNING 1
+),
+released AS (
+	DELETE FROM reservations WHERE id IN (SELECT id FROM holds)
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM charged),
+	(SELECT count(*) FROM counted), (SELECT count(*) FROM released)`
+
+// settleArgs lays batch out as settleSQL's parallel arrays. A record id
+// that appears twice in the batch (a redelivery racing the original) is
+// sent once.
+func settleArgs(batch []*settleRequest) []any {
+	var (
+		ids, requestIDs, userIDs, keyIDs, endUsers          []string
+		models, providers, endpoints, statuses, errMessages []string
+		sources                                             []string
+		stamps                                              []time.Time
+		userPeriods, keyPeriods                             []*time.Time
+		prompt, completion, total, costs, latencies         []int64
+		codes                                               []int32
+		exceeded                                            []bool
+		holdIDs                                             []string
+		holdTokens                                          []int64
+	)
+	seen := make(map[string]bool)
+	seenHold := make(map[string]bool)
+	for _, req := range batch {
+		for _, r := range req.st.Records {
+			if seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
+			ids = append(ids, r.ID)
+			requestIDs = append(requestIDs, r.RequestID)
+			userIDs = append(userIDs, r.UserID)
+			keyIDs = append(keyIDs, r.APIKeyID)
+			endUsers = append(endUsers, r.EndUser)
+			stamps = append(stamps, r.Timestamp)
+			models = append(models, r.Model)
+			providers = append(providers, r.Provider)
+			endpoints = append(endpoints, r.Endpoint)
+			prompt = append(prompt, r.PromptTokens)
+			completion = append(completion, r.CompletionTokens)
+			total = append(total, r.TotalTokens)
+			costs = append(costs, int64(r.Cost))
+			statuses = append(statuses, r.Status)
+			codes = append(codes, int32(r.StatusCode))
+			latencies = append(latencies, r.LatencyMS)
+			errMessages = append(errMessages, r.ErrorMessage)
+			sources = append(sources, r.UsageSource)
+			exceeded = append(exceeded, r.ExceededReservation)
+			userPeriods = append(userPeriods, optionalTime(r.UserPeriod))
+			keyPeriods = append(keyPeriods, optionalTime(r.KeyPeriod))
+		}
+		if id := req.st.HoldID; id != "" && !seenHold[id] {
+			seenHold[id] = true
+			holdIDs = append(holdIDs, id)
+			holdTokens = append(holdTokens, req.st.Tokens)
+		}
+	}
+	return []any{ids, requestIDs, userIDs, keyIDs, endUsers, stamps, models, providers, endpoints,
+		prompt, completion, total, costs, statuses, codes, latencies, errMessages, sources, exceeded,
+		userPeriods, keyPeriods, holdIDs, holdTokens}
+}
+
+// optionalTime is nil for the zero time (a NULL period).
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
