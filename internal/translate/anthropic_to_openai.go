@@ -328,3 +328,6 @@ func useMaxCompletionTokens(body []byte) ([]byte, error) {
 	}
 	return sjson.SetRawBytes(body, "max_completion_tokens", []byte(v.Raw))
 }
+
+// Interface guards
+var _ Translator = (*anthropicToOpenAI)(nil)

@@ -20,7 +20,7 @@
 // presence_penalty, logit_bias, logprobs, top_logprobs, seed,
 // response_format, verbosity, service_tier, store, metadata, modalities,
 // audio, prediction, web_search_options, prompt_cache_key,
-// safety_identifier, stream_options (the caller reads include_usage
+// safety_identifier, stream_options (the translator reads include_usage
 // itself), the legacy functions/function_call, a message's "name", an
 // image's "detail" and a tool's "strict". Dropped from an Anthropic request
 // bound for an OpenAI-compatible provider: top_k (OpenAI rejects it),

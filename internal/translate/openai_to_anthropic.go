@@ -406,3 +406,6 @@ func effortFromReasoningEffort(effort string) string {
 	}
 	return ""
 }
+
+// Interface guards
+var _ Translator = (*openaiToAnthropic)(nil)

@@ -103,3 +103,9 @@ func (s *passThroughStream) Feed(p Piece) ([]byte, bool, error) {
 func (s *passThroughStream) Finish() ([]byte, error) { return nil, nil }
 
 func (s *passThroughStream) Usage() (Usage, int) { return s.scan.usage, s.scan.contentBytes }
+
+// Interface guards
+var (
+	_ Translator = (*passThrough)(nil)
+	_ Stream     = (*passThroughStream)(nil)
+)

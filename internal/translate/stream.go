@@ -104,3 +104,10 @@ func translatedResponse(body []byte, u Usage) Response {
 	}
 	return r
 }
+
+// Interface guards
+var (
+	_ Stream           = (*translatedStream)(nil)
+	_ streamTranslator = (*chatFromAnthropicStream)(nil)
+	_ streamTranslator = (*anthropicFromChatStream)(nil)
+)

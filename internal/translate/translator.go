@@ -8,7 +8,9 @@ import (
 // Translator is how one call's bodies change between the API its client
 // speaks and the one its provider speaks. A call holds one from its
 // preparation on; pass-through (both speak the same API) is one of them.
-// Translators are pure: bodies in, bodies out.
+// Translators are pure: bodies in, bodies out. Request is called once,
+// first: what it reads of the client's body (whether the client wants a
+// usage chunk, say) shapes the answers.
 type Translator interface {
 	// Request turns the client's request body (valid JSON, an object) into
 	// what the provider receives, and names the provider's path below its
