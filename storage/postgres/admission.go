@@ -56,6 +56,9 @@ type AdmitRequest struct {
 	Rates   []AdmitRate
 	// Tokens is the request's token estimate, counted against TPM limits.
 	Tokens int64
+	// Unpriced says the model has no price: its cost is unknown, so every
+	// budget with a Max refuses the request.
+	Unpriced bool
 }
 
 // Admission is an admitted request.
@@ -76,16 +79,24 @@ type RateWindow struct {
 
 // BudgetRefusal is the error of a request refused by a budget: it did not
 // fit under Budgets[Index] (Spent + Reserved + the cost > Max, or Spent ≥
-// Max). Spent and Reserved are the account's settled spend in the period
-// and the live reservations of its other requests.
+// Max), or the request is Unpriced and that is the first budget with a
+// Max. Spent and Reserved are the account's settled spend in the period
+// and the live reservations of its other requests (zero when Unpriced).
+// The request stays counted in its rate windows, as the in-memory meter
+// counts it: Windows are as in Admission.
 type BudgetRefusal struct {
 	Index    int
 	Budget   AdmitBudget
+	Unpriced bool
 	Spent    storage.Money
 	Reserved storage.Money
+	Windows  []RateWindow
 }
 
 func (e *BudgetRefusal) Error() string {
+	if e.Unpriced {
+		return fmt.Sprintf("budget of %c/%s cannot bill an unpriced model", e.Budget.Account.Owner, e.Budget.Account.ID)
+	}
 	return fmt.Sprintf("budget of %c/%s exceeded: spent %s, reserved %s, max %s",
 		e.Budget.Account.Owner, e.Budget.Account.ID, e.Spent, e.Reserved, *e.Budget.Max)
 }
@@ -103,12 +114,13 @@ func (e *RateRefusal) Error() string {
 		e.Rate.Account.Owner, e.Rate.Account.ID, e.RetryAt.UTC().Format(time.RFC3339Nano))
 }
 
-// Admit admits req or refuses it, atomically across every instance: it
-// checks the rate rules (in order), then the budgets (in order), and when
-// all pass holds req.Cost against every budget and counts the request in
-// every rate window, all in one call of gateway_admit (one statement,
-// one round trip; see 0002_metering.sql for how it serialises per
-// account). A refusal is a *RateRefusal or a *BudgetRefusal; any other
+// Admit admits req or refuses it, atomically across every instance, with
+// the in-memory meter's semantics: it checks the rate rules (in order; a
+// refusal records nothing), counts the request in every rate window, then
+// checks the budgets (in order; a refusal leaves the request counted) and
+// holds req.Cost against every budget, all in one call of gateway_admit
+// (one statement, one round trip; see 0002_metering.sql for how it
+// serialises per account). A refusal is a *RateRefusal or a *BudgetRefusal; any other
 // error means nothing was held (ErrUnavailable: the database is
 // unreachable).
 func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error) {
@@ -143,27 +155,30 @@ func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error)
 	)
 	err := s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
 		return c.QueryRow(ctx, `SELECT outcome, refused, spent, reserved, oldest, counts, oldests
-			FROM gateway_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			FROM gateway_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			req.HoldID, req.Instance, req.Now, req.LeaseUntil, int64(req.Cost),
 			bOwner, bAccount, bPeriod, bMax,
-			req.Now.Add(-RateWindowLength), req.Tokens, rOwner, rAccount, rRPM, rTPM,
+			req.Now.Add(-RateWindowLength), req.Tokens, rOwner, rAccount, rRPM, rTPM, req.Unpriced,
 		).Scan(&outcome, &refused, &spent, &reserved, &oldest, &counts, &oldests)
 	})
 	if err != nil {
 		return nil, s.fail("admitting request", err)
 	}
-	switch outcome {
-	case "admitted":
-		a := &Admission{HoldID: req.HoldID, Windows: make([]RateWindow, m)}
-		for i := range a.Windows {
+	windows := func() []RateWindow {
+		w := make([]RateWindow, m)
+		for i := range w {
 			if i < len(counts) && counts[i] != nil {
-				a.Windows[i].Count = *counts[i]
+				w[i].Count = *counts[i]
 			}
 			if i < len(oldests) && oldests[i] != nil {
-				a.Windows[i].Oldest = *oldests[i]
+				w[i].Oldest = *oldests[i]
 			}
 		}
-		return a, nil
+		return w
+	}
+	switch outcome {
+	case "admitted":
+		return &Admission{HoldID: req.HoldID, Windows: windows()}, nil
 	case "rate":
 		i := int(deref32(refused))
 		retry := req.Now
@@ -171,10 +186,10 @@ func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error)
 			retry = oldest.Add(RateWindowLength)
 		}
 		return nil, &RateRefusal{Index: i, Rate: req.Rates[i], RetryAt: retry}
-	case "budget":
+	case "budget", "unpriced":
 		i := int(deref32(refused))
-		return nil, &BudgetRefusal{Index: i, Budget: req.Budgets[i],
-			Spent: storage.Money(deref64(spent)), Reserved: storage.Money(deref64(reserved))}
+		return nil, &BudgetRefusal{Index: i, Budget: req.Budgets[i], Unpriced: outcome == "unpriced",
+			Spent: storage.Money(deref64(spent)), Reserved: storage.Money(deref64(reserved)), Windows: windows()}
 	}
 	return nil, fmt.Errorf("admitting request: unexpected outcome %q", outcome)
 }

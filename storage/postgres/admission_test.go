@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -296,5 +298,76 @@ func TestBadRecordFailsAloneInItsBatch(t *testing.T) {
 	}
 	if err := <-bad.done; err == nil || IsUnavailable(err) {
 		t.Fatalf("bad record: %v, want a refusal", err)
+	}
+}
+
+// As in the in-memory meter, a request refused by a budget stays counted
+// in its rate windows; one refused by a rate limit is not counted at all.
+func TestBudgetRefusalStaysCountedInRateWindows(t *testing.T) {
+	s := openTestStore(t)
+	req := func(cost storage.Money, unpriced bool) AdmitRequest {
+		r := admitReq(t0, cost, dollars(1), nil)
+		r.Rates = []AdmitRate{{Account: alice, RPM: 3}}
+		r.Unpriced = unpriced
+		return r
+	}
+	mustAdmit(t, s, req(storage.Dollars(0.5), false))
+
+	_, err := s.Admit(context.Background(), req(storage.Dollars(0.9), false))
+	var refusal *BudgetRefusal
+	if !errors.As(err, &refusal) || refusal.Unpriced || refusal.Windows[0].Count != 2 {
+		t.Fatalf("over budget: %v (%+v), want a BudgetRefusal with 2 requests in the window", err, refusal)
+	}
+	_, err = s.Admit(context.Background(), req(0, true))
+	if !errors.As(err, &refusal) || !refusal.Unpriced || refusal.Index != 0 || refusal.Windows[0].Count != 3 {
+		t.Fatalf("unpriced: %v (%+v), want an unpriced BudgetRefusal with 3 requests in the window", err, refusal)
+	}
+	// The window is full now; a rate refusal records nothing.
+	var rateRefusal *RateRefusal
+	for range 2 {
+		if _, err := s.Admit(context.Background(), req(0, false)); !errors.As(err, &rateRefusal) {
+			t.Fatalf("fourth request: %v, want a RateRefusal", err)
+		}
+	}
+	var events int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM rate_events`).Scan(&events); err != nil || events != 3 {
+		t.Fatalf("%d rate events (%v), want 3", events, err)
+	}
+	// An unpriced request with no limited budget is admitted.
+	free := admitReq(t0.Add(time.Hour), 0, nil, nil)
+	free.Unpriced = true
+	mustAdmit(t, s, free)
+}
+
+// An exhausted pool answers ErrUnavailable after the acquire timeout
+// instead of queueing, and a query past the query timeout is cut.
+func TestTimeoutsAreUnavailable(t *testing.T) {
+	schema := newSchema(t)
+	s, err := Open(context.Background(), Options{URL: testDatabaseURL(t), Schema: schema, MaxConns: 1,
+		AcquireTimeout: 100 * time.Millisecond, QueryTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	err = s.run(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
+		_, err := c.Exec(ctx, `SELECT pg_sleep(10)`)
+		return err
+	})
+	if !IsUnavailable(err) {
+		t.Fatalf("a query past the query timeout: %v, want ErrUnavailable", err)
+	}
+
+	held, err := s.pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetUser("x")
+	held.Release()
+	if !IsUnavailable(err) {
+		t.Fatalf("GetUser on an exhausted pool: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.GetUser("x"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetUser once a connection is free: %v, want ErrNotFound", err)
 	}
 }

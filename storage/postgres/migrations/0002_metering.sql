@@ -40,7 +40,7 @@ CREATE INDEX rate_events_account_idx ON rate_events (owner, account_id, at) INCL
 CREATE INDEX rate_events_at_idx ON rate_events (at);
 
 -- gateway_admit admits one request, or refuses it, atomically across
--- instances:
+-- instances, with the semantics of the in-memory meter:
 --
 --   1. it takes a transaction-scoped advisory lock per limited account, in
 --      one global order (so two admissions never deadlock), which
@@ -48,19 +48,22 @@ CREATE INDEX rate_events_at_idx ON rate_events (at);
 --   2. each statement after that runs on a fresh snapshot (PL/pgSQL,
 --      READ COMMITTED), so it sees every admission committed before the
 --      lock was granted;
---   3. rate rules: the events of the last window (at > window_start) are
---      counted; rpm > 0 and count >= rpm, or tpm > 0 and a non-empty
---      window whose tokens + this request's exceed tpm, refuse;
---   4. budgets with a max: spend of the period + live reservations
+--   3. rate rules, in order: the events of the last window (at >
+--      window_start) are counted; rpm > 0 and count >= rpm, or tpm > 0 and
+--      a non-empty window whose tokens + this request's exceed tpm,
+--      refuse, and nothing is recorded;
+--   4. the request is counted in every rate window (a budget refusal
+--      below leaves it counted, with its token estimate);
+--   5. budgets with a max, in order: an unpriced request is refused by
+--      the first; otherwise spend of the period + live reservations
 --      (lease_expires_at > now) + cost > max, or spend >= max, refuse;
---   5. otherwise one reservation row per budget and one rate event per
---      rate rule are inserted under id.
+--   6. otherwise one reservation row per budget is inserted under id.
 --
--- It returns one row: outcome 'admitted', 'rate' or 'budget'; refused, the
--- index (0-based) of the refusing rule or budget; spent and reserved of a
--- refusing budget; oldest, the start of a refusing rate window; and, when
--- admitted, per rate rule the count of events in its window (this one
--- included) and the oldest event's time.
+-- It returns one row: outcome 'admitted', 'rate', 'unpriced' or 'budget';
+-- refused, the index (0-based) of the refusing rule or budget; spent and
+-- reserved of a refusing budget; oldest, the start of a refusing rate
+-- window; and, unless a rate rule refused, per rate rule the count of
+-- events in its window (this one included) and the oldest event's time.
 CREATE FUNCTION gateway_admit(
 	p_id            text,
 	p_instance      text,
@@ -76,7 +79,8 @@ CREATE FUNCTION gateway_admit(
 	p_r_owner       text[],
 	p_r_account     text[],
 	p_r_rpm         bigint[],     -- 0: no limit
-	p_r_tpm         bigint[]      -- 0: no limit
+	p_r_tpm         bigint[],     -- 0: no limit
+	p_unpriced      boolean       -- the model has no price: every budget with a max refuses
 ) RETURNS TABLE (
 	outcome  text,
 	refused  integer,
@@ -95,6 +99,8 @@ DECLARE
 	first_at  timestamptz;
 	s         bigint;
 	r         bigint;
+	v_counts  bigint[];
+	v_oldests timestamptz[];
 BEGIN
 	-- 1. Lock every account that a limit applies to, in hash order.
 	FOR lock_key IN
@@ -121,9 +127,27 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	-- 4. Budgets, in order.
+	-- 4. Count the request in every rate window.
+	INSERT INTO rate_events (reservation_id, owner, account_id, at, tokens)
+	SELECT p_id, o, a, p_now, p_tokens
+	FROM unnest(p_r_owner, p_r_account, p_r_rpm, p_r_tpm) AS x(o, a, rpm, tpm)
+	WHERE rpm > 0 OR tpm > 0;
+
+	SELECT array_agg(w.n ORDER BY x.ord), array_agg(w.first_at ORDER BY x.ord) INTO v_counts, v_oldests
+	FROM unnest(p_r_owner, p_r_account) WITH ORDINALITY AS x(o, a, ord)
+	CROSS JOIN LATERAL (
+		SELECT count(*) AS n, min(e.at) AS first_at
+		FROM rate_events e
+		WHERE e.owner = x.o AND e.account_id = x.a AND e.at > p_window_start
+	) AS w;
+
+	-- 5. Budgets, in order.
 	FOR i IN 1 .. coalesce(array_length(p_b_owner, 1), 0) LOOP
 		CONTINUE WHEN p_b_max[i] IS NULL;
+		IF p_unpriced THEN
+			RETURN QUERY SELECT 'unpriced'::text, i - 1, NULL::bigint, NULL::bigint, NULL::timestamptz, v_counts, v_oldests;
+			RETURN;
+		END IF;
 		SELECT coalesce(max(sp.spend), 0) INTO s
 		FROM spend_periods sp
 		WHERE sp.owner = p_b_owner[i] AND sp.account_id = p_b_account[i] AND sp.period_start = p_b_period[i];
@@ -132,29 +156,16 @@ BEGIN
 		WHERE rv.owner = p_b_owner[i] AND rv.account_id = p_b_account[i] AND rv.period_start = p_b_period[i]
 			AND rv.lease_expires_at > p_now;
 		IF s >= p_b_max[i] OR s + r + p_cost > p_b_max[i] THEN
-			RETURN QUERY SELECT 'budget'::text, i - 1, s, r, NULL::timestamptz, NULL::bigint[], NULL::timestamptz[];
+			RETURN QUERY SELECT 'budget'::text, i - 1, s, r, NULL::timestamptz, v_counts, v_oldests;
 			RETURN;
 		END IF;
 	END LOOP;
 
-	-- 5. Admitted: hold the cost and count the request.
+	-- 6. Admitted: hold the cost.
 	INSERT INTO reservations (id, owner, account_id, period_start, amount, instance_id, lease_expires_at)
 	SELECT p_id, o, a, p, p_cost, p_instance, p_lease_until
 	FROM unnest(p_b_owner, p_b_account, p_b_period) AS b(o, a, p);
 
-	INSERT INTO rate_events (reservation_id, owner, account_id, at, tokens)
-	SELECT p_id, o, a, p_now, p_tokens
-	FROM unnest(p_r_owner, p_r_account, p_r_rpm, p_r_tpm) AS x(o, a, rpm, tpm)
-	WHERE rpm > 0 OR tpm > 0;
-
-	RETURN QUERY
-	SELECT 'admitted'::text, NULL::integer, NULL::bigint, NULL::bigint, NULL::timestamptz,
-		array_agg(w.n ORDER BY x.ord), array_agg(w.first_at ORDER BY x.ord)
-	FROM unnest(p_r_owner, p_r_account) WITH ORDINALITY AS x(o, a, ord)
-	CROSS JOIN LATERAL (
-		SELECT count(*) AS n, min(e.at) AS first_at
-		FROM rate_events e
-		WHERE e.owner = x.o AND e.account_id = x.a AND e.at > p_window_start
-	) AS w;
+	RETURN QUERY SELECT 'admitted'::text, NULL::integer, NULL::bigint, NULL::bigint, NULL::timestamptz, v_counts, v_oldests;
 END
 $$;
