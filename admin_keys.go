@@ -43,7 +43,7 @@ type createdKeyResponse struct {
 func (g *Gateway) keyResponse(k *storage.APIKey) (keyResponse, error) {
 	sched := keySchedule(k)
 	now := g.now()
-	spend, err := g.state.ledger.spent(account{storage.SpendOfKey, k.ID}, sched.start(now))
+	spend, err := g.spent(keyAccount(k.ID), sched.Start(now))
 	if err != nil {
 		return keyResponse{}, err
 	}
@@ -68,7 +68,7 @@ func (g *Gateway) keyResponse(k *storage.APIKey) (keyResponse, error) {
 		TPMLimit:          k.TPMLimit,
 		Spend:             spend,
 		BudgetStartedAt:   k.BudgetStartedAt,
-		NextBudgetResetAt: sched.next(now),
+		NextBudgetResetAt: sched.Next(now),
 	}, nil
 }
 
@@ -136,7 +136,7 @@ func (l *keyLimits) validate() error {
 // apply copies the given limits onto k. Changing a limit never changes
 // spend; only the schedule starts periods. A new max_budget applies to the
 // current period; a new budget_duration_sec takes effect when the current
-// period ends (see budgetPeriod.withDuration).
+// period ends (see metering.Schedule.WithDuration).
 func (l *keyLimits) apply(k *storage.APIKey, now time.Time) {
 	if l.AllowedModels != nil {
 		models := make([]string, len(*l.AllowedModels))
@@ -329,7 +329,7 @@ func (g *Gateway) deleteKey(w http.ResponseWriter, _ *http.Request, id string) e
 		return keyError(id, err)
 	}
 	g.state.touch.forget(id)
-	g.state.ledger.forget(account{storage.SpendOfKey, id})
+	g.state.meter.Forget(keyAccount(id))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

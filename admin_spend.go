@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -38,7 +39,7 @@ func (g *Gateway) keyBudgetHistory(w http.ResponseWriter, r *http.Request, id st
 	return g.writeSpendHistory(w, r, storage.SpendOfKey, id, keySchedule(k))
 }
 
-func (g *Gateway) writeSpendHistory(w http.ResponseWriter, r *http.Request, owner storage.SpendOwner, id string, sched budgetPeriod) error {
+func (g *Gateway) writeSpendHistory(w http.ResponseWriter, r *http.Request, owner storage.SpendOwner, id string, sched metering.Schedule) error {
 	_, limit, err := pagination(r)
 	if err != nil {
 		return err
@@ -49,15 +50,7 @@ func (g *Gateway) writeSpendHistory(w http.ResponseWriter, r *http.Request, owne
 	}
 	out := make([]spendPeriodResponse, len(periods))
 	for i, p := range periods {
-		out[i] = spendPeriodResponse{PeriodStart: p.Start, Spend: p.Spend}
-		switch {
-		case !sched.first.IsZero() && p.Start.Equal(sched.first):
-			end := sched.anchor
-			out[i].PeriodEnd = &end
-		case sched.duration > 0 && !p.Start.Before(sched.anchor):
-			end := p.Start.Add(sched.duration)
-			out[i].PeriodEnd = &end
-		}
+		out[i] = spendPeriodResponse{PeriodStart: p.Start, PeriodEnd: sched.EndOf(p.Start), Spend: p.Spend}
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -39,13 +39,13 @@ func (g *Gateway) userResponse(u *storage.User) (userResponse, error) {
 		return userResponse{}, err
 	}
 	now := g.now()
-	spend, err := g.state.ledger.spent(account{storage.SpendOfUser, u.UserID}, sched.start(now))
+	spend, err := g.spent(userAccount(u.UserID), sched.Start(now))
 	if err != nil {
 		return userResponse{}, err
 	}
 	var next *time.Time
 	if budget != nil {
-		next = sched.next(now)
+		next = sched.Next(now)
 	}
 	return userResponse{
 		UserID:            u.UserID,

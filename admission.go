@@ -1,7 +1,8 @@
 package llmgateway
 
 import (
-	"fmt"
+	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -130,110 +132,71 @@ func saturatingMul(a, b int64) int64 {
 	return a * b
 }
 
-// admit applies the rate limits: the configured requests per minute of the
-// user, and the key's own rpm_limit and tpm_limit. tokens is the request's
-// worst case, replaced by the real count when it settles.
-func (g *Gateway) admit(w http.ResponseWriter, c *call, key *storage.APIKey, user *storage.User, tokens int64) error {
-	var rules []rateRule
-	if g.RateLimitRPM > 0 {
-		rules = append(rules, rateRule{acct: account{storage.SpendOfUser, user.UserID}, rpm: int64(g.RateLimitRPM)})
-	}
-	if key != nil && (key.RPMLimit != nil || key.TPMLimit != nil) {
-		r := rateRule{acct: account{storage.SpendOfKey, key.ID}}
-		if key.RPMLimit != nil {
-			r.rpm = *key.RPMLimit
-		}
-		if key.TPMLimit != nil {
-			r.tpm = *key.TPMLimit
-		}
-		rules = append(rules, r)
-	}
-	if len(rules) == 0 {
-		return nil
-	}
-	ticket, err := g.state.limits.admit(g.now(), rules, tokens)
-	if err != nil {
-		return err
-	}
-	c.ticket = ticket
-	ticket.setHeaders(w.Header())
-	return nil
-}
-
-// reserveBudget holds the call's worst-case cost (its token bounds at the
-// current price) against the user's and the key's budgets. A model priced at zero is always allowed; a model
-// with no price cannot be billed to a budget, so a user or key that has
-// one is refused.
-func (g *Gateway) reserveBudget(c *call, key *storage.APIKey, user *storage.User) error {
+// admitCall asks the meter to admit the call: the rate limits of its user
+// and key, then its worst-case cost (its token bounds at the current
+// price) reserved against the user's and the key's budgets. A model priced
+// at zero is always allowed; a model with no price cannot be billed to a
+// budget, so a user or key that has one is refused. The X-RateLimit-*
+// headers are set whenever the rate limits admitted the call.
+func (g *Gateway) admitCall(ctx context.Context, w http.ResponseWriter, c *call, key *storage.APIKey, user *storage.User) error {
 	now := g.now()
 	budget, sched, err := g.userSchedule(user)
 	if err != nil {
 		return err
 	}
-	limits := []limit{{
-		acct:   account{storage.SpendOfUser, user.UserID},
-		period: sched.start(now),
-	}}
-	if budget != nil {
-		limits[0].max = budget.MaxBudget
-		limits[0].resets = sched.next(now)
-	}
-	if key != nil {
-		ks := keySchedule(key)
-		limits = append(limits, limit{
-			acct:   account{storage.SpendOfKey, key.ID},
-			max:    key.MaxBudget,
-			period: ks.start(now),
-			resets: ks.next(now),
-		})
-	}
-
 	price, err := g.price(c.provider, c.model)
 	if err != nil {
 		return err
 	}
-	var amount storage.Money
+	req := metering.Request{Now: now, Tokens: c.prompt + c.completionBound}
+	req.Rates = g.appendRates(c.meterRates[:0], key, user)
+	req.Budgets = append(c.meterBudgets[:0], metering.Budget{Account: userAccount(user.UserID), Period: sched.Start(now)})
+	if budget != nil {
+		req.Budgets[0].Max = budget.MaxBudget
+		req.Budgets[0].Resets = sched.Next(now)
+	}
+	if key != nil {
+		ks := keySchedule(key)
+		req.Budgets = append(req.Budgets, metering.Budget{
+			Account: keyAccount(key.ID),
+			Max:     key.MaxBudget,
+			Period:  ks.Start(now),
+			Resets:  ks.Next(now),
+		})
+	}
 	switch {
 	case price == nil:
-		for _, l := range limits {
-			if l.max != nil {
-				return errForbidden("model_not_priced",
-					fmt.Sprintf("No price is configured for model '%s:%s'; it cannot be billed to the budget of %s", c.provider, c.model, l.acct.who()))
-			}
-		}
+		req.Unpriced = true
 	case price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0:
-		for i := range limits {
-			limits[i].max = nil // free models are always allowed
+		for i := range req.Budgets {
+			req.Budgets[i].Max = nil // free models are always allowed
 		}
 	default:
-		amount = priceTokens(price, c.promptBound, c.completionBound)
+		req.Cost = priceTokens(price, c.promptBound, c.completionBound)
 	}
-	res, err := g.state.ledger.reserve(limits, amount)
-	if err != nil {
-		return err
+
+	hold, err := g.state.meter.Admit(ctx, req)
+	var budgetRefusal *metering.BudgetRefusal
+	var rateRefusal *metering.RateRefusal
+	switch {
+	case errors.As(err, &rateRefusal):
+		return rateLimited(rateRefusal)
+	case errors.As(err, &budgetRefusal):
+		setRateHeaders(w.Header(), budgetRefusal.RateStatus)
+		return budgetRefused(budgetRefusal, c)
+	case errors.Is(err, metering.ErrBusy):
+		return newError(http.StatusServiceUnavailable, "budget_busy", "Budget period changed during the request; retry")
+	case err != nil:
+		return storeError{err}
 	}
-	c.res, c.price = res, price
+	setRateHeaders(w.Header(), hold.RateStatus)
+	c.hold, c.price = hold, price
 	return nil
 }
 
 // release frees whatever the call still holds: its budget reservation and
-// its rate-limit token estimate. It is safe to call after settlement.
+// its token estimate in the rate windows (it still counts as a request
+// there). It is safe to call after settlement, which it leaves alone.
 func (g *Gateway) release(c *call) {
-	g.state.ledger.settle(c.res, 0)
-	c.res = nil
-}
-
-// price returns the stored price of provider:model, or nil if it has none.
-func (g *Gateway) price(provider, model string) (*storage.Price, error) {
-	key := provider + ":" + model
-	return cached(g.state.cache.prices, key, func() (*storage.Price, error) { return g.store().GetPrice(key) })
-}
-
-// priceTokens is the contract's cost formula, exact to the nano-dollar
-// (storage.TokenCost says how it rounds).
-func priceTokens(p *storage.Price, prompt, completion int64) storage.Money {
-	if p == nil {
-		return 0
-	}
-	return storage.TokenCost(prompt, completion, p.InputPricePerMillion, p.OutputPricePerMillion)
+	g.state.meter.Settle(c.hold, 0, 0)
 }

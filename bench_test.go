@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -81,26 +82,27 @@ func BenchmarkAuthenticateCacheHit(b *testing.B) {
 }
 
 // BenchmarkReserveAndSettle measures one request's reservation against a
-// user and a key budget and its settlement.
+// user and a key budget and its settlement, through the meter over the
+// store.
 func BenchmarkReserveAndSettle(b *testing.B) {
 	store, err := storage.Open(storage.Options{InMemory: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	l := newLedger(store)
+	var m metering.Meter = metering.NewMemory(storeSpend{store})
 	maxBudget := storage.Dollars(1e9)
-	limits := []limit{
-		{acct: account{storage.SpendOfUser, "u"}, max: &maxBudget},
-		{acct: account{storage.SpendOfKey, "k"}, max: &maxBudget},
+	budgets := []metering.Budget{
+		{Account: userAccount("u"), Max: &maxBudget},
+		{Account: keyAccount("k"), Max: &maxBudget},
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := l.reserve(limits, storage.Dollars(0.001))
+		h, err := m.Admit(b.Context(), metering.Request{Budgets: budgets, Cost: storage.Dollars(0.001)})
 		if err != nil {
 			b.Fatal(err)
 		}
-		l.settle(res, storage.Dollars(0.0005))
+		m.Settle(h, storage.Dollars(0.0005), 0)
 	}
 }
 

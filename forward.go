@@ -12,13 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
-	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 // Limits on what the gateway reads from a provider.
@@ -238,93 +236,6 @@ func (g *Gateway) failOversized(c *call, a *attempt, size int64) error {
 	a.billEstimate = true
 	a.completionBytes = int(min(size, c.completionBound*translate.BytesPerToken))
 	return g.failRead(c, a, fmt.Errorf("%w: %d bytes, over %d", errResponseTooLarge, size, maxResponseBody))
-}
-
-// record writes the attempt's usage record and charges its cost to the
-// user and key, durably, before the caller answers.
-func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
-	rec := &storage.UsageRecord{
-		RequestID:  c.requestID,
-		UserID:     c.userID,
-		APIKeyID:   c.keyID,
-		EndUser:    c.endUser,
-		Timestamp:  a.start.UTC().Truncate(time.Microsecond),
-		Model:      c.model,
-		Provider:   c.provider,
-		Endpoint:   "/v1" + c.endpoint.path,
-		Status:     "success",
-		StatusCode: a.statusCode,
-		LatencyMS:  time.Since(a.start).Milliseconds(),
-	}
-	if id, err := uuid.NewV7(); err == nil {
-		rec.ID = id.String()
-	} else {
-		rec.ID = newRequestID()
-	}
-	if a.failed {
-		rec.Status, rec.ErrorMessage = "error", a.errorMessage
-	}
-	if a.usageSeen && a.usageInvalid == "" && (a.promptTokens < 0 || a.completionTokens < 0 ||
-		a.promptTokens > translate.MaxReportedTokens || a.completionTokens > translate.MaxReportedTokens) {
-		a.usageInvalid = fmt.Sprintf("prompt %d, completion %d tokens", a.promptTokens, a.completionTokens)
-	}
-	switch {
-	case a.usageSeen && a.usageInvalid != "":
-		// A count no model can produce: bill what the gateway can vouch
-		// for, and say why on the record.
-		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, translate.EstimateTokens(a.completionBytes), "estimated"
-		note := "provider usage rejected (" + c.up.redact(a.usageInvalid) + "); billed the estimate"
-		if rec.ErrorMessage != "" {
-			note = rec.ErrorMessage + "; " + note
-		}
-		rec.ErrorMessage = note
-		g.logger.Warn("provider reported impossible usage; billing the estimate",
-			zap.String("request_id", c.requestID), zap.String("provider", c.provider), zap.String("model", c.model),
-			zap.String("usage", a.usageInvalid))
-	case a.usageSeen:
-		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = a.promptTokens, a.completionTokens, "provider"
-		if rec.PromptTokens > c.promptBound || rec.CompletionTokens > c.completionBound && c.endpoint != endpointEmbeddings {
-			// More than an honest provider can bill for this request: it
-			// is billed as reported (the operator pays it) and flagged.
-			rec.ExceededReservation = true
-			g.logger.Warn("provider reported more tokens than the request allowed",
-				zap.String("request_id", c.requestID), zap.String("provider", c.provider), zap.String("model", c.model),
-				zap.Int64("prompt_tokens", rec.PromptTokens), zap.Int64("prompt_bound", c.promptBound),
-				zap.Int64("completion_tokens", rec.CompletionTokens), zap.Int64("completion_bound", c.completionBound))
-		}
-	case a.statusCode >= 200 && a.statusCode < 300 || a.billEstimate:
-		// Tokens were produced (or at least the prompt was read) but the
-		// provider did not say how many: never bill that as zero.
-		rec.PromptTokens, rec.CompletionTokens, rec.UsageSource = c.prompt, translate.EstimateTokens(a.completionBytes), "estimated"
-	default:
-		rec.UsageSource = "provider"
-	}
-	if c.endpoint == endpointEmbeddings {
-		rec.CompletionTokens = 0
-	}
-	rec.TotalTokens = rec.PromptTokens + rec.CompletionTokens
-	// The price the request was admitted under, whatever happened to the
-	// price table since: what was reserved is what the price bills.
-	rec.Cost = priceTokens(c.price, rec.PromptTokens, rec.CompletionTokens)
-	if rec.Status == "success" || rec.Cost > 0 {
-		g.observeUsage(c.provider, c.model, rec.PromptTokens, rec.CompletionTokens, rec.Cost)
-	}
-	rec.UserPeriod = c.res.periodOf(storage.SpendOfUser)
-	rec.KeyPeriod = c.res.periodOf(storage.SpendOfKey)
-	if !retrying {
-		// Settle before the commit so the next request sees the real cost.
-		g.state.ledger.settle(c.res, rec.Cost)
-		c.res = nil
-		g.state.limits.settle(c.ticket, rec.TotalTokens)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	defer cancel()
-	if err := g.state.store.RecordUsage(ctx, rec); err != nil {
-		g.state.health.failed()
-		return storeError{fmt.Errorf("recording usage of request %s: %w", c.requestID, err)}
-	}
-	return nil
 }
 
 func copyHeader(dst, src http.Header, names ...string) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
@@ -118,9 +119,12 @@ type call struct {
 	// provider can bill for the request: what its reservation holds.
 	promptBound     int64
 	completionBound int64
-	res             *reservation   // budget held until the call settles
+	hold            *metering.Hold // budget and rate limits held until the call settles
 	price           *storage.Price // at admission; it bills the call (nil: unpriced)
-	ticket          *rateTicket    // rate-limit entries to settle with real tokens
+	// meterBudgets and meterRates back the meter's request, so that
+	// admission allocates nothing for them.
+	meterBudgets [2]metering.Budget
+	meterRates   [2]metering.Rate
 }
 
 // prepareCall authenticates and validates an inference request and patches
@@ -220,10 +224,7 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	c.promptBound = translate.PromptTokenBound(root, body)
 	c.completionBound = completionBound(root, ep.kind, up.format, g.DefaultMaxTokens)
 
-	if err := g.admit(w, c, p.key, user, c.prompt+c.completionBound); err != nil {
-		return nil, err
-	}
-	if err := g.reserveBudget(c, p.key, user); err != nil {
+	if err := g.admitCall(r.Context(), w, c, p.key, user); err != nil {
 		return nil, err
 	}
 	if p.key != nil && !modelAllowed(p.key.AllowedModels, provider, model) {

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -29,8 +30,7 @@ type gatewayState struct {
 	health writeHealth
 	cache  caches
 	touch  *touchQueue
-	ledger *ledger
-	limits *rateLimiter
+	meter  metering.Meter
 	work   inflight
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -51,8 +51,7 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 		store:  store,
 		cache:  newCaches(),
 		touch:  newTouchQueue(),
-		ledger: newLedger(store),
-		limits: newRateLimiter(),
+		meter:  metering.NewMemory(storeSpend{store}),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}

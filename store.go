@@ -10,9 +10,13 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
-// gatewayStore is what the gateway needs from persistence. The Badger
-// store implements it for one Caddy instance; a database shared by several
-// instances would implement it too, without touching the handlers.
+// gatewayStore is what the gateway needs from persistence: users, keys,
+// budgets, prices, usage records and settled spend. The Badger store
+// implements it for one Caddy instance. Budgets and rate limits are not
+// decided here but by the metering.Meter in gatewayState, the seam for a
+// store shared by several instances: metering.Memory trusts this process's
+// memory once it has loaded a balance, and keeps rate windows in-process,
+// so such a store must bring its own Meter, deciding in the database.
 type gatewayStore interface {
 	Ping() error
 	Probe() error
