@@ -9,7 +9,9 @@
 // every budget that applies and counts it in the rate-limit windows, in
 // one statement; Settle stores the usage records of a request and releases
 // its hold in one batched transaction; RenewLeases and ExpireLeases keep
-// the holds of live instances and free those of dead ones.
+// the holds of live instances and free those of dead ones. Listen reports
+// the writes of every instance to users, keys, budgets and prices (via
+// LISTEN/NOTIFY), so that caches can be invalidated across instances.
 //
 // The schema is created and migrated by Open (migrations/*.sql, applied in
 // order under an advisory lock and recorded in schema_migrations). Money is

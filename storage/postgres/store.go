@@ -79,6 +79,9 @@ type Store struct {
 
 	settlements chan *settleRequest
 	writerDone  chan struct{}
+
+	schema  string        // current_schema() of the store's tables, for Listen
+	closing chan struct{} // closed when Close starts; stops Listen
 }
 
 // Open connects to the database described by opts, migrates its schema
@@ -102,6 +105,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		queryTimeout:   orDefault(opts.QueryTimeout, DefaultQueryTimeout),
 		settlements:    make(chan *settleRequest, settleQueueSize),
 		writerDone:     make(chan struct{}),
+		closing:        make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -115,6 +119,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.prepareSchema(ctx, opts); err != nil {
 		s.pool.Close()
 		return nil, red.redact(fmt.Errorf("opening database: %w", classify(err)))
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&s.schema); err != nil {
+		s.pool.Close()
+		return nil, red.redact(fmt.Errorf("opening database: reading current schema: %w", classify(err)))
 	}
 	go s.writeSettlements()
 	return s, nil
@@ -167,6 +175,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.closing)
 	close(s.settlements) // no sender is active: senders hold mu for reading
 	<-s.writerDone
 	s.pool.Close()
