@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -13,51 +12,6 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
-
-// routeInference routes the OpenAI-compatible inference endpoints.
-func (g *Gateway) routeInference(w http.ResponseWriter, r *http.Request, resource string, rest []string) error {
-	switch {
-	case resource == "chat" && len(rest) == 1 && rest[0] == "completions":
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.serveCompletion(w, r, endpointChat)
-	case resource == "completions" && len(rest) == 0:
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.serveCompletion(w, r, endpointCompletions)
-	case resource == "embeddings" && len(rest) == 0:
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.serveCompletion(w, r, endpointEmbeddings)
-	case resource == "messages" && len(rest) == 0:
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.serveCompletion(w, r, endpointMessages)
-	case resource == "messages" && len(rest) == 1 && rest[0] == "count_tokens":
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.countTokens(w, r)
-	case resource == "responses" && len(rest) == 0:
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(http.MethodPost)
-		}
-		return g.serveCompletion(w, r, endpointResponses)
-	case resource == "models":
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(http.MethodGet)
-		}
-		if len(rest) == 0 {
-			return g.listModels(w, r)
-		}
-		return g.getModel(w, r, strings.Join(rest, "/"))
-	}
-	return errNotFound("Not found")
-}
 
 // endpoint is an inference route and how it is metered.
 type endpoint struct {

@@ -3,7 +3,6 @@ package llmgateway
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -162,50 +161,6 @@ func (g *Gateway) modelLabel(provider, model string) string {
 	}
 	if p, err := g.price(provider, model); err == nil && p != nil {
 		return model
-	}
-	return "other"
-}
-
-// endpointLabel is the route template of a path, for the endpoint label.
-func endpointLabel(path string) string {
-	if path == "/health" || path == "/health/liveness" || path == "/health/readiness" {
-		return path
-	}
-	rest, ok := strings.CutPrefix(path, "/v1/")
-	if !ok {
-		return "other"
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	resource, tail, hasTail := strings.Cut(rest, "/")
-	switch resource {
-	case "chat":
-		if tail == "completions" {
-			return "/v1/chat/completions"
-		}
-	case "completions", "embeddings", "messages", "responses", "usage":
-		if !hasTail {
-			return "/v1/" + resource
-		}
-	case "models", "pricing":
-		if !hasTail {
-			return "/v1/" + resource
-		}
-		return "/v1/" + resource + "/{id}"
-	case "users", "keys", "budgets":
-		if !hasTail {
-			return "/v1/" + resource
-		}
-		_, sub, hasSub := strings.Cut(tail, "/")
-		switch {
-		case !hasSub:
-			return "/v1/" + resource + "/{id}"
-		case resource == "users" && sub == "usage":
-			return "/v1/users/{id}/usage"
-		case resource == "keys" && sub == "rotate":
-			return "/v1/keys/{id}/rotate"
-		case sub == "budget-history":
-			return "/v1/" + resource + "/{id}/budget-history"
-		}
 	}
 	return "other"
 }

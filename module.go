@@ -40,8 +40,9 @@ const defaultMaxRequestBody = 10 << 20
 // and `/health*`; every other request goes to the next handler.
 //
 // Admin routes (`/v1/users`, `/v1/keys`, `/v1/budgets`, `/v1/pricing`,
-// `/v1/usage`) need the master key; inference routes accept the master key
-// (naming the user in the body) or a virtual key.
+// `/v1/usage`) need the master key, except reading prices, which any valid
+// key may; inference routes accept the master key (naming the user in the
+// body) or a virtual key. The route table is in router.go.
 type Gateway struct {
 	// The master key: full access to every route. Use a placeholder such as
 	// `{env.GATEWAY_MASTER_KEY}`, which is resolved when the config is
@@ -86,7 +87,6 @@ type Gateway struct {
 	hasMaster    bool
 	masterHash   [sha256.Size]byte
 	upstreams    map[string]*upstream
-	collections  map[string]collection
 	configPrices map[string]PriceConfig // Pricing by normalised model key
 	started      time.Time
 	storagePath  string
@@ -163,7 +163,6 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 
 	g.started = time.Now()
-	g.collections = g.adminCollections()
 	g.upstreams = make(map[string]*upstream, len(g.Providers))
 	for name, cfg := range g.Providers {
 		if err := cfg.validate(name); err != nil {
@@ -401,12 +400,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	start := time.Now()
+	route := lookupRoute(r.Method, r.URL.EscapedPath())
 	rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 	w = rec
 	gatewayMetrics.active.Inc()
 	defer func() {
 		gatewayMetrics.active.Dec()
-		observeRequest(endpointLabel(path), rec.Status(), time.Since(start))
+		observeRequest(route.label, rec.Status(), time.Since(start))
 	}()
 
 	if !g.waitReady(r) {
@@ -418,11 +418,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	defer g.state.work.release()
 
-	if isHealth {
-		g.serveHealth(w, r)
-		return nil
-	}
-	if err := g.serveV1(w, r); err != nil {
+	if err := g.serveRoute(w, r, route); err != nil {
 		g.writeError(w, r, err)
 	}
 	return nil

@@ -72,9 +72,6 @@ func usageResponses(records []storage.UsageRecord) []usageResponse {
 // listUsage answers GET /v1/usage: records newest first, filtered by date
 // range, user, key, model and end user.
 func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
-	if err := g.requireMaster(r); err != nil {
-		return err
-	}
 	skip, limit, err := pagination(r)
 	if err != nil {
 		return err
