@@ -384,10 +384,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	path := r.URL.Path
 	isV1 := path == "/v1" || strings.HasPrefix(path, "/v1/")
 	isHealth := path == "/health" || strings.HasPrefix(path, "/health/")
-	setSecurityHeaders(w.Header(), isV1)
 	if !isV1 && !isHealth {
+		// Not the gateway's: the next handler's response, left untouched.
 		return next.ServeHTTP(w, r)
 	}
+	setSecurityHeaders(w.Header(), isV1)
 	if lw, entry := g.takeOverAccessLog(w, r); entry != nil {
 		w = lw
 		defer entry.write() // last, once the answer is complete
@@ -424,7 +425,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// setSecurityHeaders adds the headers every gateway response carries.
+// setSecurityHeaders adds the headers every response the gateway answers
+// itself carries (/v1 ones also the cache rules, Vary merged, not replaced).
 func setSecurityHeaders(h http.Header, cacheControl bool) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
