@@ -166,13 +166,6 @@ func (l *keyLimits) apply(k *storage.APIKey, now time.Time) {
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) error {
 	var req createKeyRequest
 	if err := decodeAdminBody(r, &req); err != nil {

@@ -113,8 +113,6 @@ func checkName(field string, s *string) error {
 	return nil
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
 func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) error {
 	var req createUserRequest
 	if err := decodeAdminBody(r, &req); err != nil {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/llmgateway/caddy-llm-gateway/storage"
@@ -184,17 +183,6 @@ func (g *Gateway) lookupKey(sum [sha256.Size]byte) (*storage.APIKey, error) {
 	}
 	cache.put(sum, key, gen)
 	return key, nil
-}
-
-// now is the gateway's clock, in UTC at microsecond precision: the times
-// it stamps are shown as RFC 3339 with at most six fractional digits, which
-// every client's date parser takes (Python's among them). Tests replace
-// Gateway.clock.
-func (g *Gateway) now() time.Time {
-	if g.clock != nil {
-		return g.clock().UTC().Truncate(time.Microsecond)
-	}
-	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 // sha256Sum hashes s without copying it: converting a key-sized string to

@@ -2,7 +2,6 @@ package llmgateway
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -251,9 +250,4 @@ func intArg(d *caddyfile.Dispenser, name string) (int, error) {
 		return 0, d.Errf("%s: expected a non-negative integer, got %q", name, s)
 	}
 	return n, nil
-}
-
-// validPrice reports whether f is a usable price: finite and not negative.
-func validPrice(f float64) bool {
-	return f >= 0 && !math.IsInf(f, 0) && !math.IsNaN(f)
 }

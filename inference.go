@@ -253,20 +253,6 @@ func (g *Gateway) resolveUser(p principal, user gjson.Result, field string, c *c
 // maxEndUserLength is how many characters of an end-user id are recorded.
 const maxEndUserLength = 256
 
-// truncateRunes cuts s to at most n characters, never inside one.
-func truncateRunes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for i := range s {
-		if n == 0 {
-			return s[:i]
-		}
-		n--
-	}
-	return s
-}
-
 // loadCallUser returns the billed user if it exists, is not deleted and is
 // not blocked.
 func (g *Gateway) loadCallUser(id string) (*storage.User, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -104,6 +105,22 @@ type PriceConfig struct {
 	InputPricePerMillion float64 `json:"input_price_per_million"`
 	// USD per million completion tokens.
 	OutputPricePerMillion float64 `json:"output_price_per_million"`
+}
+
+// validPrice reports whether f is a usable price: finite and not negative.
+func validPrice(f float64) bool {
+	return f >= 0 && !math.IsInf(f, 0) && !math.IsNaN(f)
+}
+
+// now is the gateway's clock, in UTC at microsecond precision: the times
+// it stamps are shown as RFC 3339 with at most six fractional digits, which
+// every client's date parser takes (Python's among them). Tests replace
+// Gateway.clock.
+func (g *Gateway) now() time.Time {
+	if g.clock != nil {
+		return g.clock().UTC().Truncate(time.Microsecond)
+	}
+	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 // CaddyModule returns the Caddy module information.

@@ -181,7 +181,7 @@ func normalizeModelKey(s string) (string, error) {
 	if !validProviderName(provider) {
 		return "", fmt.Errorf("model key %q: invalid provider name %q", s, provider)
 	}
-	if len(s) > 256 || strings.ContainsFunc(model, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if len(s) > 256 || strings.ContainsFunc(model, isControl) {
 		return "", fmt.Errorf("model key %q: invalid model name", s)
 	}
 	return provider + ":" + model, nil
