@@ -189,16 +189,16 @@ func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, r
 		}
 		return newError(http.StatusBadGateway, "provider_error", msgProviderError)
 	case resp.StatusCode >= 400:
-		return g.passThroughError(ctx, w, c, resp, a)
+		return g.passThroughError(w, c, resp, a)
 	case c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 		return g.relayStream(ctx, w, c, resp, a)
 	}
-	return g.relayBody(ctx, w, c, resp, a)
+	return g.relayBody(w, c, resp, a)
 }
 
 // passThroughError forwards a provider 4xx (bad request, rate limit, not
 // found) with its status and body.
-func (g *Gateway) passThroughError(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+func (g *Gateway) passThroughError(w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return g.failRead(c, a, err)

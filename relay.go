@@ -16,7 +16,7 @@ import (
 )
 
 // relayBody answers a non-stream response once its usage is recorded.
-func (g *Gateway) relayBody(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+func (g *Gateway) relayBody(w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
 	if resp.ContentLength > maxResponseBody {
 		// Refused on the announced length, before reading any of it.
 		return g.failOversized(c, a, resp.ContentLength)
