@@ -255,6 +255,10 @@ func describeJSONError(err error) string {
 	return "Invalid JSON body"
 }
 
+// moneyTypeName is how encoding/json names Money in its errors, wherever
+// the type is defined.
+var moneyTypeName = reflect.TypeFor[storage.Money]().String()
+
 func describeGoType(t string) string {
 	t = strings.TrimPrefix(t, "*")
 	switch {
@@ -272,7 +276,7 @@ func describeGoType(t string) string {
 		return "a JSON object"
 	case strings.HasSuffix(t, "apiTime"):
 		return "an ISO 8601 date-time"
-	case t == "money.Money":
+	case t == moneyTypeName:
 		return fmt.Sprintf("a number of US dollars, at most %s", storage.MaxMoney)
 	}
 	return "of a different type"

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"testing/iotest"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 func TestReadAllSized(t *testing.T) {
@@ -26,5 +28,18 @@ func TestReadAllSized(t *testing.T) {
 	}
 	if _, err := readAllSized(iotest.ErrReader(errors.New("boom")), -1, limit); err == nil || errors.Is(err, errOverLimit) {
 		t.Errorf("read error lost: %v", err)
+	}
+}
+
+// A money field that is not a number says what it takes.
+func TestMoneyFieldErrorSaysDollars(t *testing.T) {
+	t.Parallel()
+	var dst struct {
+		MaxBudget *storage.Money `json:"max_budget"`
+	}
+	err := decodeStrict([]byte(`{"max_budget":"5"}`), &dst)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Message != "Field 'max_budget' must be a number of US dollars, at most 9223372036.854775807" {
+		t.Fatalf("error = %v", err)
 	}
 }

@@ -88,11 +88,11 @@ func (l *ledger) reserveLocked(budgets []Budget, cost money.Money, h *Hold) erro
 			return refuse(b, bal.spent, bal.reserved, cost)
 		}
 	}
-	h.cost = cost
-	h.charges = h.chargeBuf[:0]
+	h.Cost = cost
+	h.Charges = h.chargeBuf[:0]
 	for _, b := range budgets {
 		l.balances[b.Account].reserved += cost
-		h.charges = append(h.charges, charge{acct: b.Account, period: b.Period})
+		h.Charges = append(h.Charges, Charge{Account: b.Account, Period: b.Period})
 	}
 	return nil
 }
@@ -152,13 +152,13 @@ func (l *ledger) settle(h *Hold, cost money.Money) bool {
 		return false
 	}
 	h.settled = true
-	for _, c := range h.charges {
-		b := l.balances[c.acct]
+	for _, c := range h.Charges {
+		b := l.balances[c.Account]
 		if b == nil {
 			continue
 		}
-		b.reserved -= h.cost
-		if b.period.Equal(c.period) {
+		b.reserved -= h.Cost
+		if b.period.Equal(c.Period) {
 			b.spent += cost
 		}
 	}

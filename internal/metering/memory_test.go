@@ -262,3 +262,18 @@ func TestForgetDropsTheBalance(t *testing.T) {
 		t.Fatalf("spend after Forget = %v, want what the source holds (0)", got)
 	}
 }
+
+// A Meter outside this package builds its Holds from the exported fields;
+// the gateway reads the same things from them as from Memory's.
+func TestAHoldMadeElsewhereSaysItsPeriods(t *testing.T) {
+	t.Parallel()
+	h := &Hold{ID: "hold-1", Cost: usd(0.5), Charges: []Charge{{Account: userU, Period: epoch}, {Account: keyK, Period: epoch.Add(time.Hour)}}}
+	if !h.Period(OwnerUser).Equal(epoch) || !h.Period(OwnerKey).Equal(epoch.Add(time.Hour)) {
+		t.Fatalf("periods = %v, %v", h.Period(OwnerUser), h.Period(OwnerKey))
+	}
+	m := NewMemory(&spendBook{})
+	got, err := reserve(m, usd(0.5), Budget{Account: userU, Period: epoch}, Budget{Account: keyK, Period: epoch.Add(time.Hour)})
+	if err != nil || got.Cost != h.Cost || len(got.Charges) != 2 || got.Charges[0] != h.Charges[0] || got.Charges[1] != h.Charges[1] {
+		t.Fatalf("Memory's hold = %+v, %v; want the same fields", got, err)
+	}
+}

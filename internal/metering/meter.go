@@ -83,27 +83,32 @@ type RateStatus struct {
 
 // Hold is what an admitted request holds until it settles: its reservation,
 // its rate-limit entries, the period each account is charged in (for the
-// usage record) and the rate-limit header values. A Hold is settled once,
-// by the goroutine that serves its request.
+// usage record) and the rate-limit header values. The Meter that admitted
+// it fills it in (a Meter in another package sets the exported fields and
+// keeps its own state by ID); the gateway only reads it. A Hold is settled
+// once, by the goroutine that serves its request.
 type Hold struct {
 	// ID identifies the hold in a shared store, which settles it in the
 	// same transaction as the usage record, by this id. The in-memory
 	// meter, whose holds never leave the process, leaves it empty.
 	ID string
+	// Cost is what the hold reserved against each account of Charges.
+	Cost money.Money
+	// Charges are the accounts reserved against, each in the period it is
+	// charged in, in the order of the request's budgets.
+	Charges []Charge
 	// RateStatus is what the X-RateLimit-* headers say.
 	RateStatus RateStatus
 
-	cost      money.Money
-	charges   []charge
-	chargeBuf [2]charge   // charges' storage for the usual user and key
-	events    []rateEvent // the hold's entries in the rate windows
-	settled   bool        // guarded by the ledger's lock
+	chargeBuf [2]Charge   // Memory's storage of Charges for the usual user and key
+	events    []rateEvent // Memory's entries in the rate windows
+	settled   bool        // guarded by Memory's ledger lock
 }
 
-// charge is one account a hold reserved against, in its period.
-type charge struct {
-	acct   Account
-	period time.Time
+// Charge is one account a hold reserved against, in its period.
+type Charge struct {
+	Account Account
+	Period  time.Time
 }
 
 // Period returns the period the hold charges owner's account in (zero when
@@ -112,9 +117,9 @@ func (h *Hold) Period(owner Owner) time.Time {
 	if h == nil {
 		return time.Time{}
 	}
-	for _, c := range h.charges {
-		if c.acct.Owner == owner {
-			return c.period
+	for _, c := range h.Charges {
+		if c.Account.Owner == owner {
+			return c.Period
 		}
 	}
 	return time.Time{}
