@@ -24,7 +24,7 @@ var (
 
 // testDatabaseURL returns the test database's URL, or skips (fails) the
 // test when there is none.
-func testDatabaseURL(t *testing.T) string {
+func testDatabaseURL(t testing.TB) string {
 	t.Helper()
 	if probeTestDatabase() == "" {
 		if os.Getenv("GATEWAY_REQUIRE_POSTGRES") == "1" {
@@ -59,7 +59,7 @@ func probeTestDatabase() string {
 
 // newSchema returns a fresh schema name, dropped with everything in it
 // when the test ends.
-func newSchema(t *testing.T) string {
+func newSchema(t testing.TB) string {
 	t.Helper()
 	url := testDatabaseURL(t)
 	b := make([]byte, 6)
@@ -83,7 +83,7 @@ func newSchema(t *testing.T) string {
 
 // openTestStore opens a store on a fresh schema, closed when the test
 // ends (before the schema is dropped).
-func openTestStore(t *testing.T) *Store {
+func openTestStore(t testing.TB) *Store {
 	t.Helper()
 	schema := newSchema(t)
 	s, err := Open(context.Background(), Options{URL: testDatabaseURL(t), Schema: schema, MaxConns: 8})
