@@ -91,9 +91,8 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	if err := g.state.store.RecordUsage(ctx, rec); err != nil {
-		g.state.health.failed()
-		return storeError{fmt.Errorf("recording usage of request %s: %w", c.requestID, err)}
+	if err := g.store().RecordUsage(ctx, rec); err != nil {
+		return err
 	}
 	return nil
 }

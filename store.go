@@ -100,9 +100,9 @@ func (h *writeHealth) writable(s gatewayStore, now time.Time) bool {
 // ErrBudgetMissing) and an *apiError returned by an update function come
 // back as they are, for the handler to word; anything else is a store
 // failure, returned as a storeError (503 Database unavailable, and the
-// write health is marked failing when it is answered). Every write
-// invalidates the read caches after it, so the request path never
-// authenticates against stale data.
+// write health is marked failing when it is answered, or at once for a
+// usage record). Every admin write invalidates the read caches after it,
+// so the request path never authenticates against stale data.
 type storeView struct{ st *gatewayState }
 
 // store is the gateway's view of its store.
@@ -235,6 +235,18 @@ func (s storeView) ListPrices(skip, limit int) ([]storage.Price, error) {
 func (s storeView) DeletePrice(modelKey string) error {
 	defer s.wrote()
 	return classify(s.st.store.DeletePrice(modelKey), "deleting price", modelKey)
+}
+
+// RecordUsage commits a usage record; every failure is a store failure.
+// It marks the write health failing here, not when it is answered: a
+// stream's record fails after its response has begun, and no error answer
+// follows.
+func (s storeView) RecordUsage(ctx context.Context, rec *storage.UsageRecord) error {
+	if err := s.st.store.RecordUsage(ctx, rec); err != nil {
+		s.st.health.failed()
+		return storeError{fmt.Errorf("recording usage of request %s: %w", rec.RequestID, err)}
+	}
+	return nil
 }
 
 func (s storeView) ListUsage(f storage.UsageFilter, skip, limit int) ([]storage.UsageRecord, error) {
