@@ -160,10 +160,11 @@ type routeMatch struct {
 
 // lookupRoute finds the route of a request by its method and escaped path.
 func lookupRoute(method, escapedPath string) routeMatch {
-	m := routeMatch{label: "other", err: errNotFound("Not found")}
+	m := routeMatch{label: "other"}
 	segs, ok := splitPath(escapedPath)
 	// The first segment (v1, health) must be written as it is, not escaped.
 	if !ok || len(segs) == 0 || !strings.HasPrefix(escapedPath, "/"+segs[0]) {
+		m.err = errNotFound("Not found")
 		return m
 	}
 	var allowed []string
@@ -179,7 +180,9 @@ func lookupRoute(method, escapedPath string) routeMatch {
 		allowed = append(allowed, rt.method)
 		m.label = rt.label
 	}
-	if allowed != nil {
+	if allowed == nil {
+		m.err = errNotFound("Not found")
+	} else {
 		m.err = methodNotAllowed(allowed...)
 	}
 	return m

@@ -98,3 +98,10 @@ func TestEveryRouteIsReachable(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkLookupRoute(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		lookupRoute(http.MethodPost, "/v1/chat/completions")
+	}
+}
