@@ -209,9 +209,11 @@ func deref64(p *int64) int64 {
 }
 
 // Release frees a hold without recording usage (a request that failed
-// before any upstream attempt). It is Settle with no records.
+// before any upstream attempt): its reservation is deleted and its
+// rate-limit entries count no tokens, as the in-memory meter's settlement
+// with cost 0 and tokens 0 does. It is Settle with no records.
 func (s *Store) Release(ctx context.Context, holdID string) error {
-	if err := s.Settle(ctx, Settlement{HoldID: holdID, Tokens: -1}); err != nil {
+	if err := s.Settle(ctx, Settlement{HoldID: holdID, Tokens: 0}); err != nil {
 		return fmt.Errorf("releasing hold %s: %w", holdID, err)
 	}
 	return nil

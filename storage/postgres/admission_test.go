@@ -207,7 +207,17 @@ func TestRateLimitsCountAcrossTheWindow(t *testing.T) {
 		t.Fatalf("over the token limit: %v, want a RateRefusal of rule 1", err)
 	}
 	settle(t, s, Settlement{HoldID: first.HoldID, Tokens: 10})
-	mustAdmit(t, s, rateReq(later, 0, 100, 60)) // 10 + 60 ≤ 100
+	second := mustAdmit(t, s, rateReq(later, 0, 100, 60)) // 10 + 60 ≤ 100
+	if _, err := s.Admit(context.Background(), rateReq(later, 0, 100, 60)); !errors.As(err, &refusal) {
+		t.Fatalf("10 + 60 + 60 tokens: %v, want a RateRefusal", err)
+	}
+	// A released request counts no tokens (but still counts as a request).
+	if err := s.Release(context.Background(), second.HoldID); err != nil {
+		t.Fatal(err)
+	}
+	if a := mustAdmit(t, s, rateReq(later, 0, 100, 60)); a.Windows[1].Count != 3 {
+		t.Fatalf("key window = %+v, want 3 requests", a.Windows[1])
+	}
 }
 
 func TestLeasesKeepLiveHoldsAndFreeDeadOnes(t *testing.T) {
