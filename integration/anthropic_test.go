@@ -99,19 +99,9 @@ func TestOpenAIClientUsesClaudeThroughTranslation(t *testing.T) {
 		Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")},
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 	}, option.WithResponseInto(&httpResp))
-	var text strings.Builder
-	var usage openai.CompletionUsage
-	for stream.Next() {
-		ch := stream.Current()
-		if len(ch.Choices) > 0 {
-			text.WriteString(ch.Choices[0].Delta.Content)
-		}
-		if ch.Usage.TotalTokens > 0 {
-			usage = ch.Usage
-		}
-	}
-	if err := stream.Err(); err != nil || text.String() != "Hello from Claude" || usage.PromptTokens != claudeInputTotal || usage.CompletionTokens != mockClaudeOutput {
-		t.Fatalf("stream: err %v, text %q, usage %+v", err, text.String(), usage)
+	text, usage := drainChat(stream)
+	if err := stream.Err(); err != nil || text != "Hello from Claude" || usage.PromptTokens != claudeInputTotal || usage.CompletionTokens != mockClaudeOutput {
+		t.Fatalf("stream: err %v, text %q, usage %+v", err, text, usage)
 	}
 	rec = ig.recordFor(t, httpResp.Header.Get("X-Request-Id"))
 	if rec.PromptTokens != claudeInputTotal || rec.CompletionTokens != mockClaudeOutput || rec.UsageSource != "provider" {
@@ -185,18 +175,8 @@ func TestMessagesErrorsAndMasterKey(t *testing.T) {
 	ig := startClaudeGateway(t)
 	body := `{"model":"anthropic:claude-ok","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]%s}`
 	r := ig.do("POST", "/v1/messages", fmt.Sprintf(body, ""), "x-api-key", masterKey)
-	expect(t, r, 400)
-	var e struct {
-		Type  string `json:"type"`
-		Error struct {
-			Type    string `json:"type"`
-			Message string `json:"message"`
-		} `json:"error"`
-		Detail string `json:"detail"`
-	}
-	r.JSON(t, &e)
 	want := "When using master key, 'metadata.user_id' is required in request body"
-	if e.Type != "error" || e.Error.Type != "invalid_request_error" || e.Error.Message != want || e.Detail != want {
+	if msg := expectAnthropicError(t, r, 400, "invalid_request_error"); msg != want {
 		t.Fatalf("error body = %s", r.Body)
 	}
 	expect(t, ig.do("POST", "/v1/messages", fmt.Sprintf(body, `,"metadata":{"user_id":"alice"}`), "x-api-key", masterKey), 200)

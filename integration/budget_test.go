@@ -45,50 +45,49 @@ func (ig *inferenceGateway) newKey(t *testing.T, body map[string]any) (id, secre
 // two budget messages of who.
 func hammer(t *testing.T, ig *inferenceGateway, n int, who string, keys ...string) int {
 	t.Helper()
+	return concurrently(n, func(i int) *response {
+		return ig.do("POST", "/v1/chat/completions", budgetRequest, "Authorization", "Bearer "+keys[i%len(keys)])
+	}, func(_ int, r *response) {
+		if r.Status != 403 {
+			t.Errorf("status %d: %s", r.Status, r.Body)
+			return
+		}
+		m := r.Map(t)
+		// The contract's message, then the numbers (left, needed, reset).
+		msg, _ := m["detail"].(string)
+		if !strings.HasPrefix(msg, who+" has exceeded budget limit: $") && !strings.HasPrefix(msg, who+" has insufficient budget for this request: $") {
+			t.Errorf("refusal message %q", m["detail"])
+		}
+	})
+}
+
+// concurrently makes n requests at once (send makes the i-th) and returns
+// how many were answered 200; every other answer goes to other, with i.
+func concurrently(n int, send func(i int) *response, other func(i int, r *response)) int {
 	var mu sync.Mutex
 	successes := 0
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			r := ig.do("POST", "/v1/chat/completions", budgetRequest, "Authorization", "Bearer "+keys[i%len(keys)])
-			switch r.Status {
-			case 200:
-				mu.Lock()
-				successes++
-				mu.Unlock()
-			case 403:
-				m := r.Map(t)
-				// The contract's message, then the numbers (left, needed, reset).
-				msg, _ := m["detail"].(string)
-				if !strings.HasPrefix(msg, who+" has exceeded budget limit: $") && !strings.HasPrefix(msg, who+" has insufficient budget for this request: $") {
-					t.Errorf("refusal message %q", m["detail"])
-				}
-			default:
-				t.Errorf("status %d: %s", r.Status, r.Body)
+			r := send(i)
+			if r.Status != 200 {
+				other(i, r)
+				return
 			}
+			mu.Lock()
+			successes++
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	return successes
 }
 
-func (ig *inferenceGateway) spend(t *testing.T, path string) float64 {
-	t.Helper()
-	var v struct{ Spend float64 }
-	expect(t, ig.adminDo("GET", path, nil), 200).JSON(t, &v)
-	return v.Spend
-}
-
 func TestConcurrentRequestsNeverOverspendUserBudget(t *testing.T) {
 	t.Parallel()
 	ig := startBudgetGateway(t)
 	maxBudget := float64(allowedRequests * actualCost)
-	var b struct {
-		BudgetID string `json:"budget_id"`
-	}
-	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": maxBudget}), 200).JSON(t, &b)
-	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "carol", "budget_id": b.BudgetID}), 200)
-	_, key := ig.newKey(t, map[string]any{"user_id": "carol"})
+	key := ig.userOnBudget(t, "carol", maxBudget, nil)
 
 	successes := hammer(t, ig, 8*allowedRequests, "User 'carol'", key)
 	spend := ig.spend(t, "/v1/users/carol")
@@ -120,12 +119,7 @@ func TestTwoKeysOfOneUserShareTheUserBudget(t *testing.T) {
 	t.Parallel()
 	ig := startBudgetGateway(t)
 	maxBudget := float64(allowedRequests * actualCost)
-	var b struct {
-		BudgetID string `json:"budget_id"`
-	}
-	expect(t, ig.adminDo("POST", "/v1/budgets", map[string]any{"max_budget": maxBudget}), 200).JSON(t, &b)
-	expect(t, ig.adminDo("POST", "/v1/users", map[string]any{"user_id": "erin", "budget_id": b.BudgetID}), 200)
-	_, k1 := ig.newKey(t, map[string]any{"user_id": "erin"})
+	k1 := ig.userOnBudget(t, "erin", maxBudget, nil)
 	_, k2 := ig.newKey(t, map[string]any{"user_id": "erin"})
 
 	successes := hammer(t, ig, 8*allowedRequests, "User 'erin'", k1, k2)

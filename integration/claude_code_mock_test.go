@@ -3,11 +3,8 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -20,12 +17,10 @@ import (
 // answers with text quoting that result. Anything else gets "PONG".
 // Usage is reported with the same numbers as mockUpstream.
 type agentMock struct {
-	*httptest.Server
+	mockServer
+	requestLog
 	tool      string          // the tool the model calls
 	toolInput json.RawMessage // and its input
-
-	mu       sync.Mutex
-	requests []mockRequest
 }
 
 func newAgentMock(t *testing.T, tool string, input any) *agentMock {
@@ -35,18 +30,8 @@ func newAgentMock(t *testing.T, tool string, input any) *agentMock {
 		t.Fatal(err)
 	}
 	m := &agentMock{tool: tool, toolInput: raw}
-	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
-	t.Cleanup(m.Server.Close)
+	m.mockServer = startMockServer(t, m.serve, nil)
 	return m
-}
-
-func (m *agentMock) BaseURL() string { return m.URL + "/v1" }
-
-// Requests returns what the mock received so far.
-func (m *agentMock) Requests() []mockRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]mockRequest(nil), m.requests...)
 }
 
 // agentTurn is what the model does next.
@@ -56,11 +41,7 @@ type agentTurn struct {
 }
 
 func (m *agentMock) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	m.mu.Lock()
-	m.requests = append(m.requests, mockRequest{Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-	m.mu.Unlock()
-	root := gjson.ParseBytes(body)
+	root := gjson.ParseBytes(m.record(r))
 	switch {
 	case r.Method != http.MethodPost:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -160,11 +141,10 @@ func (m *agentMock) anthropicAnswer(w http.ResponseWriter, root gjson.Result, tu
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
-	rc := http.NewResponseController(w)
+	send := sseEvents(w)
 	event := func(name string, v any) {
 		b, _ := json.Marshal(v)
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
-		_ = rc.Flush()
+		send(name, string(b))
 	}
 	startUsage := map[string]int{"input_tokens": mockClaudeInput, "cache_creation_input_tokens": 0, "cache_read_input_tokens": mockClaudeCacheRead, "output_tokens": 1}
 	event("message_start", map[string]any{"type": "message_start", "message": map[string]any{"id": "msg_gw1", "type": "message", "role": "assistant",

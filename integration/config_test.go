@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,13 +50,7 @@ func caddyCommand(t *testing.T, root string, args ...string) (string, error) {
 	t.Helper()
 	home := filepath.Join(root, "home")
 	cmd := exec.Command(caddyBin, args...)
-	cmd.Env = append(os.Environ(),
-		"GATEWAY_MASTER_KEY="+masterKey,
-		"PROVIDER_KEY="+providerKey,
-		"HOME="+home,
-		"XDG_DATA_HOME="+filepath.Join(home, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
-	)
+	cmd.Env = caddyEnv(home, "PROVIDER_KEY")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -424,13 +419,7 @@ func TestExampleServerTimeouts(t *testing.T) {
 	closedBy(t, "a body at 2 bytes a second", append([][]byte{[]byte(head)}, slowBody...), 500*time.Millisecond)
 
 	// A stream that lasts longer than every timeout completes.
-	req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", "Bearer "+key.Key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := g.postStream(context.Background(), t, "/v1/chat/completions", gatedChat, key.Key)
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "Hello") {

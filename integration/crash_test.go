@@ -135,13 +135,7 @@ func TestKillDuringLoadLosesNoBilledRequest(t *testing.T) {
 		// Streams hold after their first chunk; kill while they are open.
 		var bodies []io.Closer
 		for range 4 {
-			req, _ := http.NewRequest("POST", ig.URL+"/v1/chat/completions",
-				strings.NewReader(`{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-			req.Header.Set("Authorization", "Bearer "+ig.key)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := ig.postStream(context.Background(), t, "/v1/chat/completions", gatedChat, ig.key)
 			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
 				t.Fatal(err)
 			}
@@ -195,13 +189,7 @@ func TestKillDuringLoadLosesNoBilledRequest(t *testing.T) {
 func TestGracefulStopDrainsStreams(t *testing.T) {
 	t.Parallel()
 	ig := startInferenceGateway(t, "")
-	req, _ := http.NewRequest("POST", ig.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", "Bearer "+ig.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := ig.postStream(context.Background(), t, "/v1/chat/completions", gatedChat, ig.key)
 	defer resp.Body.Close()
 	id := resp.Header.Get("X-Request-Id")
 	br := bufio.NewReader(resp.Body)

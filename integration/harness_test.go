@@ -137,13 +137,7 @@ func startGateway(t *testing.T, c gatewayConfig) *gateway {
 	}
 	g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	g.cfgPath = filepath.Join(root, "Caddyfile")
-	g.env = append(os.Environ(),
-		"GATEWAY_MASTER_KEY="+masterKey,
-		"PROVIDER_KEY="+providerKey,
-		"HOME="+g.home,
-		"XDG_DATA_HOME="+filepath.Join(g.home, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(g.home, "config"),
-	)
+	g.env = caddyEnv(g.home, "PROVIDER_KEY")
 	g.writeConfig(c)
 	g.start()
 	t.Cleanup(g.stop)
@@ -329,14 +323,7 @@ func expect(t *testing.T, r *response, status int) *response {
 func expectError(t *testing.T, r *response, status int, message string) {
 	t.Helper()
 	expect(t, r, status)
-	var body struct {
-		Detail string `json:"detail"`
-		Error  struct {
-			Message string `json:"message"`
-			Type    string `json:"type"`
-			Code    string `json:"code"`
-		} `json:"error"`
-	}
+	var body errorBody
 	r.JSON(t, &body)
 	if body.Detail != message || body.Error.Message != message {
 		t.Fatalf("error message = %q / %q, want %q", body.Detail, body.Error.Message, message)
@@ -347,6 +334,19 @@ func expectError(t *testing.T, r *response, status int, message string) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("Content-Type = %q", ct)
 	}
+}
+
+// caddyEnv is the environment caddy runs in: the master key, the provider
+// key in the variable providerVar, and a HOME with its data and config
+// directories under home.
+func caddyEnv(home, providerVar string) []string {
+	return append(os.Environ(),
+		"GATEWAY_MASTER_KEY="+masterKey,
+		providerVar+"="+providerKey,
+		"HOME="+home,
+		"XDG_DATA_HOME="+filepath.Join(home, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config"),
+	)
 }
 
 func freePort(t *testing.T) int {

@@ -221,6 +221,49 @@ func (g *gateway) doReader(method, path string, rd io.Reader, headers ...string)
 	return &response{Status: resp.StatusCode, Header: resp.Header, Body: data}
 }
 
+// gatedChat is a chat stream on the mock's gated model: it sends one chunk,
+// then holds until the mock is released.
+const gatedChat = `{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+
+// postStream posts the JSON body to path with key as a bearer token and
+// returns the response unread, for a stream the test reads as it comes
+// (the caller closes the body); ctx ends the request.
+func (g *gateway) postStream(ctx context.Context, t *testing.T, path, body, key string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "POST", g.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// userOnBudget creates a user on a new budget of max USD and a key for it
+// (with the key fields given), and returns the key's secret.
+func (g *gateway) userOnBudget(t *testing.T, user string, max float64, key map[string]any) string {
+	t.Helper()
+	budget := g.newBudget(map[string]any{"max_budget": max})
+	g.newUser(map[string]any{"user_id": user, "budget_id": budget})
+	if key == nil {
+		key = map[string]any{}
+	}
+	key["user_id"] = user
+	return g.newKey(key).Key
+}
+
+// spend is the spend the admin API reports at path (a user or a key).
+func (g *gateway) spend(t *testing.T, path string) float64 {
+	t.Helper()
+	var v struct{ Spend float64 }
+	expect(t, g.adminDo("GET", path, nil), 200).JSON(t, &v)
+	return v.Spend
+}
+
 // createdKey is the answer to POST /v1/keys (and rotate).
 type createdKey struct {
 	ID        string          `json:"id"`

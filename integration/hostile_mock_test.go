@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -32,9 +31,8 @@ import (
 //	stall            SSE: one complete chunk, then half of the next one, then
 //	                 nothing until cancelled
 type hostileUpstream struct {
-	*httptest.Server
-	mu     sync.Mutex
-	paths  []string
+	mockServer
+	requestLog
 	closed chan struct{}
 	once   sync.Once
 }
@@ -42,23 +40,17 @@ type hostileUpstream struct {
 func newHostileUpstream(t *testing.T) *hostileUpstream {
 	t.Helper()
 	h := &hostileUpstream{closed: make(chan struct{})}
-	h.Server = httptest.NewServer(http.HandlerFunc(h.serve))
-	t.Cleanup(func() {
-		h.once.Do(func() { close(h.closed) })
-		h.Server.CloseClientConnections()
-		h.Server.Close()
-	})
+	h.mockServer = startMockServer(t, h.serve, func() { h.once.Do(func() { close(h.closed) }) })
 	return h
 }
 
-// BaseURL is the provider base URL to put in a gateway config.
-func (h *hostileUpstream) BaseURL() string { return h.URL + "/v1" }
-
 // Paths returns the paths requested so far.
 func (h *hostileUpstream) Paths() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.paths...)
+	var paths []string
+	for _, r := range h.Requests() {
+		paths = append(paths, r.Path)
+	}
+	return paths
 }
 
 // hostileChunk is one chat completion chunk carrying content.
@@ -67,10 +59,7 @@ func hostileChunk(model, content string) string {
 }
 
 func (h *hostileUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	h.mu.Lock()
-	h.paths = append(h.paths, r.URL.Path)
-	h.mu.Unlock()
+	body := h.record(r)
 	var req struct {
 		Model  string `json:"model"`
 		Stream bool   `json:"stream"`

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
 )
 
 // Prices of the mock models (USD per 1M tokens), chosen so costs are exact
@@ -218,23 +219,12 @@ func TestStreamReachesClientBeforeUpstreamFinishes(t *testing.T) {
 		t.Fatalf("first chunk = %q", got)
 	}
 	ig.mock.release()
-	var content strings.Builder
-	content.WriteString("Hello")
-	var usage openai.CompletionUsage
-	for stream.Next() {
-		ch := stream.Current()
-		if len(ch.Choices) > 0 {
-			content.WriteString(ch.Choices[0].Delta.Content)
-		}
-		if ch.Usage.TotalTokens > 0 {
-			usage = ch.Usage
-		}
-	}
+	rest, usage := drainChat(stream)
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if content.String() != "Hello world" {
-		t.Fatalf("content = %q", content.String())
+	if content := "Hello" + rest; content != "Hello world" {
+		t.Fatalf("content = %q", content)
 	}
 	if usage.PromptTokens != mockPromptTokens {
 		t.Fatalf("the SDK asked for no usage chunk but include_usage is forced: got usage %+v", usage)
@@ -254,16 +244,26 @@ func TestStreamReachesClientBeforeUpstreamFinishes(t *testing.T) {
 	assertCost(t, rec.Cost, wantCost(mockPromptTokens, mockCompletionTokens))
 }
 
+// drainChat reads a chat stream to its end and returns the content of the
+// chunks it read and the last usage it carried; the caller checks Err.
+func drainChat(stream *ssestream.Stream[openai.ChatCompletionChunk]) (content string, usage openai.CompletionUsage) {
+	var b strings.Builder
+	for stream.Next() {
+		ch := stream.Current()
+		if len(ch.Choices) > 0 {
+			b.WriteString(ch.Choices[0].Delta.Content)
+		}
+		if ch.Usage.TotalTokens > 0 {
+			usage = ch.Usage
+		}
+	}
+	return b.String(), usage
+}
+
 // readSSE posts a streaming request and returns the data lines received.
 func readSSE(t *testing.T, g *gateway, body, key string) (lines []string, requestID string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", g.URL+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := g.postStream(context.Background(), t, "/v1/chat/completions", body, key)
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -310,13 +310,8 @@ func TestClientDisconnectMidStreamIsCharged(t *testing.T) {
 	t.Parallel()
 	ig := startInferenceGateway(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", ig.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"tell me a long story"}]}`))
-	req.Header.Set("Authorization", "Bearer "+ig.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := ig.postStream(ctx, t, "/v1/chat/completions",
+		`{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"tell me a long story"}]}`, ig.key)
 	rid := resp.Header.Get("X-Request-Id")
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || !strings.Contains(line, "Hello") {

@@ -11,8 +11,8 @@ import (
 )
 
 // expectAnthropicError checks Anthropic's error shape (with the contract's
-// detail beside it).
-func expectAnthropicError(t *testing.T, r *response, status int, typ string) {
+// detail beside it) and returns the message.
+func expectAnthropicError(t *testing.T, r *response, status int, typ string) string {
 	t.Helper()
 	expect(t, r, status)
 	var e struct {
@@ -27,6 +27,7 @@ func expectAnthropicError(t *testing.T, r *response, status int, typ string) {
 	if e.Type != "error" || e.Error.Type != typ || e.Error.Message == "" || e.Detail != e.Error.Message {
 		t.Fatalf("not Anthropic's error shape with type %q: %s", typ, r.Body)
 	}
+	return e.Error.Message
 }
 
 func TestCountTokens(t *testing.T) {

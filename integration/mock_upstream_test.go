@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -37,45 +36,21 @@ const (
 //	hang        never answers (until the request is cancelled)
 //	err-<code>  answers <code> with an OpenAI error body
 type mockUpstream struct {
-	*httptest.Server
-	mu       sync.Mutex
-	requests []mockRequest
-	gate     chan struct{}
-	once     sync.Once
-}
-
-// mockRequest is what the mock received.
-type mockRequest struct {
-	Path   string
-	Query  string
-	Header http.Header
-	Body   []byte
+	mockServer
+	requestLog
+	gate chan struct{}
+	once sync.Once
 }
 
 func newMockUpstream(t *testing.T) *mockUpstream {
 	t.Helper()
 	m := &mockUpstream{gate: make(chan struct{})}
-	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
-	t.Cleanup(func() {
-		m.release()
-		m.Server.CloseClientConnections()
-		m.Server.Close()
-	})
+	m.mockServer = startMockServer(t, m.serve, m.release)
 	return m
 }
 
-// BaseURL is the provider base URL to put in a gateway config.
-func (m *mockUpstream) BaseURL() string { return m.URL + "/v1" }
-
 // release lets gated streams finish.
 func (m *mockUpstream) release() { m.once.Do(func() { close(m.gate) }) }
-
-// Requests returns a copy of what the mock received so far.
-func (m *mockUpstream) Requests() []mockRequest {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]mockRequest(nil), m.requests...)
-}
 
 // last returns the last request received.
 func (m *mockUpstream) last(t *testing.T) mockRequest {
@@ -88,10 +63,7 @@ func (m *mockUpstream) last(t *testing.T) mockRequest {
 }
 
 func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	m.mu.Lock()
-	m.requests = append(m.requests, mockRequest{Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-	m.mu.Unlock()
+	body := m.record(r)
 
 	var req struct {
 		Model         string `json:"model"`
@@ -123,10 +95,7 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/v1/messages/count_tokens":
-		if r.Header.Get("X-Api-Key") != providerKey || r.Header.Get("Anthropic-Version") == "" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+		if !anthropicAuthorized(w, r) {
 			return
 		}
 		writeMockJSON(w, fmt.Sprintf(`{"input_tokens":%d}`, mockCountTokens))
@@ -190,11 +159,6 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	_ = rc.Flush()
 }
 
-func writeMockJSON(w http.ResponseWriter, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, body)
-}
-
 // waitFor polls cond until it holds; for state another process writes.
 // The deadline only turns a hang into a failure: it is far above what any
 // condition needs on a slow machine (a loaded runner with -race), so it is
@@ -219,24 +183,30 @@ func (m *mockUpstream) serveResponses(w http.ResponseWriter, model string, strea
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
-	rc := http.NewResponseController(w)
-	event := func(typ, data string) {
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data)
-		_ = rc.Flush()
-	}
+	event := sseEvents(w)
 	event("response.created", `{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","model":"`+model+`","output":[]}}`)
 	event("response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hello"}`)
 	event("response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":" world"}`)
 	event("response.completed", `{"type":"response.completed","sequence_number":3,"response":`+object+`}`)
 }
 
+// anthropicAuthorized reports whether r carries the provider key in
+// x-api-key and an anthropic-version header; if not, it answers 401 in
+// Anthropic's error shape.
+func anthropicAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	if r.Header.Get("X-Api-Key") == providerKey && r.Header.Get("Anthropic-Version") != "" {
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+	return false
+}
+
 // serveMessages answers the Anthropic Messages API. It requires the
 // provider key in x-api-key and an anthropic-version header.
 func (m *mockUpstream) serveMessages(w http.ResponseWriter, r *http.Request, model string, stream bool) {
-	if r.Header.Get("X-Api-Key") != providerKey || r.Header.Get("Anthropic-Version") == "" {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+	if !anthropicAuthorized(w, r) {
 		return
 	}
 	usage := fmt.Sprintf(`{"input_tokens":%d,"cache_creation_input_tokens":0,"cache_read_input_tokens":%d,"output_tokens":%d}`, mockClaudeInput, mockClaudeCacheRead, mockClaudeOutput)
@@ -245,11 +215,7 @@ func (m *mockUpstream) serveMessages(w http.ResponseWriter, r *http.Request, mod
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-	rc := http.NewResponseController(w)
-	event := func(typ, data string) {
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data)
-		_ = rc.Flush()
-	}
+	event := sseEvents(w)
 	event("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":0,"cache_read_input_tokens":%d,"output_tokens":1}}}`, model, mockClaudeInput, mockClaudeCacheRead))
 	event("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
 	event("ping", `{"type":"ping"}`)

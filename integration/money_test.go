@@ -2,12 +2,12 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,7 +37,7 @@ import (
 // when include_usage is set (chat), in response.completed (Responses) or
 // in message_start and message_delta (Messages).
 type moneyUpstream struct {
-	*httptest.Server
+	mockServer
 	mu       sync.Mutex
 	requests int
 	arrived  chan string   // the model of each blocked request, as it arrives
@@ -47,15 +47,9 @@ type moneyUpstream struct {
 func newMoneyUpstream(t *testing.T) *moneyUpstream {
 	t.Helper()
 	m := &moneyUpstream{arrived: make(chan string, 1000), proceed: make(chan struct{})}
-	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
-	t.Cleanup(func() {
-		m.Server.CloseClientConnections()
-		m.Server.Close()
-	})
+	m.mockServer = startMockServer(t, m.serve, nil)
 	return m
 }
-
-func (m *moneyUpstream) BaseURL() string { return m.URL + "/v1" }
 
 // Requests is how many requests reached the provider.
 func (m *moneyUpstream) Requests() int {
@@ -225,19 +219,6 @@ func startMoneyGateway(t *testing.T, prices string) *moneyGateway {
 	return &moneyGateway{gateway: g, mock: mock}
 }
 
-// userOnBudget creates a user on a new budget of max USD and a key for it
-// (with the key fields given), and returns the key's secret.
-func (mg *moneyGateway) userOnBudget(t *testing.T, user string, max float64, key map[string]any) string {
-	t.Helper()
-	budget := mg.newBudget(map[string]any{"max_budget": max})
-	mg.newUser(map[string]any{"user_id": user, "budget_id": budget})
-	if key == nil {
-		key = map[string]any{}
-	}
-	key["user_id"] = user
-	return mg.newKey(key).Key
-}
-
 // TestDuplicateKeysAreRefusedBeforeAnythingIsBilledOrSent replays the
 // attack of issue #10: the gateway read the first of two equal keys and the
 // provider the last, so a key allowed only a free model was served a paid
@@ -316,26 +297,15 @@ func TestHonestWorstCaseNeverOverspends(t *testing.T) {
 		{"/v1/responses", `{"model":"mock:worst","max_output_tokens":100,"max_tokens":1,"input":"` + text + `"}`},
 		{"/v1/messages", `{"model":"claude:worst","max_tokens":100,"max_completion_tokens":1,"messages":[{"role":"user","content":"` + text + `"}]}`},
 	}
-	var mu sync.Mutex
-	successes := 0
-	var wg sync.WaitGroup
-	for i := range 200 {
-		wg.Go(func() {
-			b := bodies[i%len(bodies)]
-			r := mg.do("POST", b.path, b.body, "Authorization", "Bearer "+key)
-			switch r.Status {
-			case 200:
-				mu.Lock()
-				successes++
-				mu.Unlock()
-			case 403:
-			default:
-				t.Errorf("%s: status %d: %s", b.path, r.Status, r.Body)
-			}
-		})
-	}
-	wg.Wait()
-	spend := mg.spendOf(t, "/v1/users/wendy")
+	successes := concurrently(200, func(i int) *response {
+		b := bodies[i%len(bodies)]
+		return mg.do("POST", b.path, b.body, "Authorization", "Bearer "+key)
+	}, func(i int, r *response) {
+		if r.Status != 403 {
+			t.Errorf("%s: status %d: %s", bodies[i%len(bodies)].path, r.Status, r.Body)
+		}
+	})
+	spend := mg.spend(t, "/v1/users/wendy")
 	var sum float64
 	recs := mg.records(t, "user_id=wendy")
 	for _, rec := range recs {
@@ -351,13 +321,6 @@ func TestHonestWorstCaseNeverOverspends(t *testing.T) {
 	if spend > 1+1e-9 || math.Abs(sum-spend) > 1e-9 {
 		t.Fatalf("spend $%v (records $%v) on a $1 budget", spend, sum)
 	}
-}
-
-func (mg *moneyGateway) spendOf(t *testing.T, path string) float64 {
-	t.Helper()
-	var v struct{ Spend float64 }
-	expect(t, mg.adminDo("GET", path, nil), 200).JSON(t, &v)
-	return v.Spend
 }
 
 // TestUsageBeyondTheRequestIsBilledAndFlagged: a provider that reports
@@ -441,7 +404,7 @@ func TestPriceAtAdmissionIsThePriceBilled(t *testing.T) {
 		}
 		total += rec.Cost
 	}
-	if spend := mg.spendOf(t, "/v1/users/petra"); math.Abs(spend-total) > 1e-9 || math.Abs(total-perModel*(0.2+0.3)) > 1e-9 {
+	if spend := mg.spend(t, "/v1/users/petra"); math.Abs(spend-total) > 1e-9 || math.Abs(total-perModel*(0.2+0.3)) > 1e-9 {
 		t.Fatalf("spend %v, records %v", spend, total)
 	}
 }
@@ -495,7 +458,7 @@ func TestImpossibleProviderUsageIsBilledAsAnEstimate(t *testing.T) {
 			t.Errorf("%s %s: impossible usage recorded as %+v (error %v)", c.path, c.body, rec, rec.ErrorMessage)
 		}
 	}
-	spend := mg.spendOf(t, "/v1/users/ivan")
+	spend := mg.spend(t, "/v1/users/ivan")
 	if spend < 0 || spend > 0.01 {
 		t.Fatalf("spend %v", spend)
 	}
@@ -564,7 +527,7 @@ func TestOversizedResponsesAreRefusedAndBilled(t *testing.T) {
 	for _, x := range mg.records(t, "user_id=hugo") {
 		sum += x.Cost
 	}
-	if spend := mg.spendOf(t, "/v1/users/hugo"); math.Abs(spend-sum) > 1e-9 {
+	if spend := mg.spend(t, "/v1/users/hugo"); math.Abs(spend-sum) > 1e-9 {
 		t.Fatalf("spend %v, records %v", spend, sum)
 	}
 }
@@ -592,13 +555,7 @@ func TestStopBillsStreamsCutByShutdown(t *testing.T) {
 	}
 	var opened []open
 	for _, s := range streams {
-		req, _ := http.NewRequest("POST", mg.URL+s.path, strings.NewReader(s.body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mg.postStream(context.Background(), t, s.path, s.body, key)
 		defer resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: status %d", s.path, resp.StatusCode)
@@ -645,7 +602,7 @@ func TestStopBillsStreamsCutByShutdown(t *testing.T) {
 			t.Errorf("%s: record %+v", streams[i].path, rec)
 		}
 	}
-	if spend := mg.spendOf(t, "/v1/users/sam"); math.Abs(spend-sum) > 1e-9 || sum <= 0 {
+	if spend := mg.spend(t, "/v1/users/sam"); math.Abs(spend-sum) > 1e-9 || sum <= 0 {
 		t.Fatalf("spend %v, records %v", spend, sum)
 	}
 }

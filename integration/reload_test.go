@@ -2,8 +2,8 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,13 +28,7 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	}
 
 	// A stream that stays open across the reloads.
-	req, _ := http.NewRequest("POST", ig.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"mock:gated","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("Authorization", "Bearer "+ig.key)
-	stream, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := ig.postStream(context.Background(), t, "/v1/chat/completions", gatedChat, ig.key)
 	defer stream.Body.Close()
 	streamID := stream.Header.Get("X-Request-Id")
 	br := bufio.NewReader(stream.Body)

@@ -54,13 +54,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	if err := os.WriteFile(g.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g.env = append(os.Environ(),
-		"GATEWAY_MASTER_KEY="+masterKey,
-		"OPENAI_API_KEY="+providerKey,
-		"HOME="+g.home,
-		"XDG_DATA_HOME="+filepath.Join(g.home, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(g.home, "config"),
-	)
+	g.env = caddyEnv(g.home, "OPENAI_API_KEY")
 	g.start()
 	t.Cleanup(g.stop)
 
