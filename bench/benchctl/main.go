@@ -92,6 +92,17 @@ func cmdWait(args []string) error {
 	return fmt.Errorf("%s not ready after %s (last: %s)", *url, *timeout, last)
 }
 
+// send sends req and reads the whole answer.
+func send(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp, raw, err
+}
+
 // call sends a JSON request with the master key and decodes the answer.
 func call(method, url, key string, in, out any) error {
 	var body io.Reader
@@ -110,12 +121,7 @@ func call(method, url, key string, in, out any) error {
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	resp, raw, err := send(req)
 	if err != nil {
 		return err
 	}
@@ -192,12 +198,7 @@ func cmdCheck(args []string) error {
 	if *key != "" {
 		req.Header.Set("Authorization", "Bearer "+*key)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	resp, raw, err := send(req)
 	if err != nil {
 		return err
 	}

@@ -104,13 +104,7 @@ func cmdReport(args []string) error {
 	_ = fs.Parse(args)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Gateway benchmark\n\n")
-	fmt.Fprintf(&b, "Run %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "Command (from the repository root):\n\n```sh\n%s\n```\n\n", *command)
-	if *commit != "" {
-		fmt.Fprintf(&b, "Tree: `%s` (`git describe --always --dirty`).\n\n", *commit)
-	}
-	machine(&b, *goVersion)
+	reportHeader(&b, "Gateway benchmark", *command, *commit, *goVersion)
 	if *settings != "" {
 		fmt.Fprintf(&b, "Load: %s\n\n", *settings)
 	}
@@ -243,6 +237,18 @@ func signed(v float64) string {
 		return "0.000"
 	}
 	return fmt.Sprintf("%+.3f", v)
+}
+
+// reportHeader writes a report's title and what every report says first:
+// when it ran, the command, the tree measured and the machine.
+func reportHeader(b *strings.Builder, title, command, commit, goVersion string) {
+	fmt.Fprintf(b, "# %s\n\n", title)
+	fmt.Fprintf(b, "Run %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(b, "Command (from the repository root):\n\n```sh\n%s\n```\n\n", command)
+	if commit != "" {
+		fmt.Fprintf(b, "Tree: `%s` (`git describe --always --dirty`).\n\n", commit)
+	}
+	machine(b, goVersion)
 }
 
 // machine describes the host from /proc.

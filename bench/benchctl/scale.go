@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 )
 
 type seedSummary struct {
@@ -57,13 +56,7 @@ func cmdScaleReport(args []string) error {
 	rows := filepath.Join(*dir, "rows")
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Gateway scale benchmark\n\n")
-	fmt.Fprintf(&b, "Run %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "Command (from the repository root):\n\n```sh\n%s\n```\n\n", *command)
-	if *commit != "" {
-		fmt.Fprintf(&b, "Tree: `%s` (`git describe --always --dirty`).\n\n", *commit)
-	}
-	machine(&b, *goVersion)
+	reportHeader(&b, "Gateway scale benchmark", *command, *commit, *goVersion)
 
 	fmt.Fprintf(&b, "Store: %d users, %d virtual keys, %d usage records (%d per user, over 30 days), written with `bench/seed` "+
 		"through the storage package: keys in %.1f s (%.0f/s), records in %.1f s (%.0f/s). On disk: %.0f MB.\n\n",
