@@ -84,17 +84,19 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 	}
 	rec.UserPeriod = c.hold.Period(metering.OwnerUser)
 	rec.KeyPeriod = c.hold.Period(metering.OwnerKey)
+
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	if m, ok := g.state.meter.(*pgMeter); ok && !retrying {
+		// A shared store settles the hold with the record, in one write:
+		// never a moment when neither the reservation nor the cost counts.
+		return g.store().SettleUsage(ctx, m, c.hold, rec)
+	}
 	if !retrying {
 		// Settle before the commit so the next request sees the real cost.
 		g.state.meter.Settle(c.hold, rec.Cost, rec.TotalTokens)
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	defer cancel()
-	if err := g.store().RecordUsage(ctx, rec); err != nil {
-		return err
-	}
-	return nil
+	return g.store().RecordUsage(ctx, rec)
 }
 
 // price returns the stored price of provider:model, or nil if it has none.

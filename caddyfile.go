@@ -29,6 +29,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	llm_gateway [<matcher>] {
 //		master_key         <key>            # e.g. {env.GATEWAY_MASTER_KEY}
 //		storage_path       <dir>
+//		database_url       <url>            # e.g. {env.GATEWAY_DATABASE_URL}
+//		database_max_conns <n>
 //		provider <name> {
 //			api_key                 <key>
 //			base_url                <url> [<url>...]
@@ -67,6 +69,21 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !strings.Contains(g.StoragePath, "{") && !filepath.IsAbs(g.StoragePath) {
 				return d.Errf("storage_path %q is relative: give an absolute path, or leave storage_path out to use Caddy's data directory", g.StoragePath)
 			}
+		case "database_url":
+			if !d.AllArgs(&g.DatabaseURL) {
+				return d.ArgErr()
+			}
+			if !strings.Contains(g.DatabaseURL, "{") {
+				if err := checkDatabaseScheme(g.DatabaseURL); err != nil {
+					return d.Errf("%v", err)
+				}
+			}
+		case "database_max_conns":
+			n, err := intArg(d, "database_max_conns")
+			if err != nil {
+				return err
+			}
+			g.DatabaseMaxConns = n
 		case "provider":
 			if err := g.unmarshalProvider(d); err != nil {
 				return err

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/storage"
+	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 )
 
 func init() {
@@ -57,6 +58,18 @@ type Gateway struct {
 	// Every handler naming the same directory shares one open database,
 	// across config reloads too.
 	StoragePath string `json:"storage_path,omitempty"`
+
+	// PostgreSQL connection URL (`postgres://` or `postgresql://`): with
+	// it, the database holds all state (storage_path is unused), so several
+	// Caddy instances on one database act as one gateway. Use a placeholder
+	// such as `{env.GATEWAY_DATABASE_URL}`, resolved when the config is
+	// loaded, so the password never appears in Caddy's JSON config. Every
+	// handler naming the same URL shares one connection pool, across
+	// config reloads too.
+	DatabaseURL string `json:"database_url,omitempty"`
+
+	// Most connections the database pool opens. Default: 16.
+	DatabaseMaxConns int `json:"database_max_conns,omitempty"`
 
 	// Upstream LLM providers by name. The name is the prefix clients use in
 	// `provider:model`. Known providers (openai, mistral, groq, …) need only
@@ -91,9 +104,10 @@ type Gateway struct {
 	configPrices map[string]PriceConfig // Pricing by normalised model key
 	started      time.Time
 	storagePath  string
-	held         *gatewayState // acquired from states by start; released by Cleanup
-	state        *gatewayState // held, once start has succeeded; read after ready
-	ready        *readyGate    // opened when start has ended (or will never run)
+	database     *postgresConfig // nil: the Badger store at storagePath
+	held         *gatewayState   // acquired from states by start; released by Cleanup
+	state        *gatewayState   // held, once start has succeeded; read after ready
+	ready        *readyGate      // opened when start has ended (or will never run)
 	logger       *zap.Logger
 	accessLog    *zap.Logger // Caddy's access logger, for entries without keys
 	clock        func() time.Time
@@ -164,11 +178,19 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		g.DefaultMaxTokens = 4096
 	}
 
-	dir, err := resolveStoragePath(repl.ReplaceKnown(g.StoragePath, ""))
-	if err != nil {
-		return err
+	if g.DatabaseURL != "" {
+		db, err := resolveDatabaseURL(repl.ReplaceKnown(g.DatabaseURL, ""))
+		if err != nil {
+			return err
+		}
+		g.database = &postgresConfig{url: db, maxConns: int32(min(g.DatabaseMaxConns, math.MaxInt32))}
+	} else {
+		dir, err := resolveStoragePath(repl.ReplaceKnown(g.StoragePath, ""))
+		if err != nil {
+			return err
+		}
+		g.storagePath = dir
 	}
-	g.storagePath = dir
 
 	g.configPrices = make(map[string]PriceConfig, len(g.Pricing))
 	for key, p := range g.Pricing {
@@ -216,6 +238,32 @@ func resolveStoragePath(dir string) (string, error) {
 	return filepath.Clean(dir), nil
 }
 
+// resolveDatabaseURL checks the configured database_url (placeholders
+// resolved): a PostgreSQL URL. Its errors never hold the URL, which may
+// hold a password.
+func resolveDatabaseURL(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("database_url resolves to an empty value: set its environment variable, or leave database_url out to use storage_path")
+	}
+	if err := checkDatabaseScheme(raw); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+// checkDatabaseScheme refuses a database_url that is not postgres:// or
+// postgresql://, naming only its scheme.
+func checkDatabaseScheme(raw string) error {
+	scheme, _, ok := strings.Cut(raw, "://")
+	if ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql")) {
+		return nil
+	}
+	if !ok || strings.ContainsAny(scheme, "@/:") {
+		return fmt.Errorf("database_url must be a postgres:// or postgresql:// URL")
+	}
+	return fmt.Errorf("database_url has scheme %q: it must be a postgres:// or postgresql:// URL", scheme)
+}
+
 // warnMissingAPIKey warns about a provider that will be called without an
 // API key, unless it is one that needs none (a local server, or a provider
 // of the operator's own without an api_key line).
@@ -235,19 +283,42 @@ func warnMissingAPIKey(logger *zap.Logger, name string, cfg *ProviderConfig) {
 		zap.String("provider", name))
 }
 
+// stateKey names the state g uses in states: its database URL or its
+// storage directory (which is absolute, so never a URL).
+func (g *Gateway) stateKey() string {
+	if g.database != nil {
+		return g.database.url
+	}
+	return g.storagePath
+}
+
+// storeName names g's store in logs and errors, without a password.
+func (g *Gateway) storeName() zap.Field {
+	if g.database != nil {
+		return zap.String("database", postgres.RedactURL(g.database.url))
+	}
+	return zap.String("storage_path", g.storagePath)
+}
+
+// openState opens the store that g's config names.
+func (g *Gateway) openState() (caddy.Destructor, error) {
+	if g.database != nil {
+		return newPostgresState(*g.database)
+	}
+	return newGatewayState(storage.Options{
+		Dir:    g.storagePath,
+		Logger: caddy.Log().Named("llm_gateway.badger"),
+	})
+}
+
 // start acquires the store, writes the config's prices and lets requests
 // in. Caddy calls it (through startupApp) when the config starts.
 func (g *Gateway) start() error {
 	defer g.markReady()
-	dir := g.storagePath
-	val, loaded, err := states.LoadOrNew(dir, func() (caddy.Destructor, error) {
-		return newGatewayState(storage.Options{
-			Dir:    dir,
-			Logger: caddy.Log().Named("llm_gateway.badger"),
-		})
-	})
+	val, loaded, err := states.LoadOrNew(g.stateKey(), g.openState)
 	if err != nil {
-		return fmt.Errorf("opening store at %s: %w", dir, err)
+		name := g.storeName()
+		return fmt.Errorf("opening store at %s: %w", name.String, err)
 	}
 	g.held = val.(*gatewayState)
 	if err := g.writeConfigPrices(); err != nil {
@@ -262,7 +333,7 @@ func (g *Gateway) start() error {
 	}
 	slices.Sort(providers)
 	g.logger.Info("llm_gateway started",
-		zap.String("storage_path", dir),
+		g.storeName(),
 		zap.Bool("store_shared", loaded),
 		zap.Strings("providers", providers),
 		zap.Int("config_prices", len(g.configPrices)),
@@ -352,6 +423,9 @@ func (g *Gateway) Validate() error {
 	if g.RateLimitRPM < 0 {
 		return fmt.Errorf("rate_limit_rpm must not be negative")
 	}
+	if g.DatabaseMaxConns < 0 {
+		return fmt.Errorf("database_max_conns must not be negative")
+	}
 	if g.DefaultMaxTokens < 0 {
 		return fmt.Errorf("default_max_tokens must not be negative")
 	}
@@ -392,7 +466,7 @@ func (g *Gateway) Cleanup() error {
 	}
 	// g.state stays set: a reload does not wait for this config's requests
 	// in flight, and the pool keeps the state open while they finish.
-	_, err := states.Delete(g.storagePath)
+	_, err := states.Delete(g.stateKey())
 	return err
 }
 

@@ -15,9 +15,9 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
-// states holds one gatewayState per storage path, shared by every config
-// (old and new during a reload) that names that path: Badger can be opened
-// only once per directory.
+// states holds one gatewayState per storage path (or database URL), shared
+// by every config (old and new during a reload) that names it: Badger can
+// be opened only once per directory, and a database needs one pool.
 var states = caddy.NewUsagePool()
 
 // drainTimeout bounds how long closing a state waits for in-flight requests.
@@ -46,26 +46,38 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startGatewayState(store, metering.NewMemory(storeSpend{store})), nil
+}
+
+// startGatewayState puts an open store and its meter behind the caches and
+// starts the state's goroutines: the key touch writer, and loops, each
+// until Destruct.
+func startGatewayState(store gatewayStore, meter metering.Meter, loops ...func(context.Context, *gatewayState)) *gatewayState {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &gatewayState{
 		store:  store,
 		cache:  newCaches(),
 		touch:  newTouchQueue(),
-		meter:  metering.NewMemory(storeSpend{store}),
+		meter:  meter,
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
 	st.work.zero = make(chan struct{})
 	st.stopping, st.stop = context.WithCancel(context.Background())
+	loops = append(loops, func(ctx context.Context, st *gatewayState) { st.touch.run(ctx, store) })
+	var wg sync.WaitGroup
+	for _, loop := range loops {
+		wg.Go(func() { loop(ctx, st) })
+	}
 	go func() {
-		defer close(st.done)
-		st.touch.run(ctx, store)
+		wg.Wait()
+		close(st.done)
 	}()
-	return st, nil
+	return st
 }
 
 // Destruct implements caddy.Destructor: it runs when the last config using
-// this storage path is cleaned up. After a reload (to another storage
+// this storage path (or database) is cleaned up. After a reload (to another storage
 // path) the requests in flight may finish, for up to drainTimeout; at exit,
 // Caddy has already waited its grace_period, so they are not waited for.
 // The upstream calls still running then are cut (the client of a stream

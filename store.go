@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -242,7 +243,19 @@ func (s storeView) DeletePrice(modelKey string) error {
 // stream's record fails after its response has begun, and no error answer
 // follows.
 func (s storeView) RecordUsage(ctx context.Context, rec *storage.UsageRecord) error {
-	if err := s.st.store.RecordUsage(ctx, rec); err != nil {
+	return s.recorded(rec, s.st.store.RecordUsage(ctx, rec))
+}
+
+// SettleUsage commits a usage record together with the release of the
+// hold it settles (PostgreSQL), failing as RecordUsage does.
+func (s storeView) SettleUsage(ctx context.Context, m *pgMeter, h *metering.Hold, rec *storage.UsageRecord) error {
+	return s.recorded(rec, m.settleUsage(ctx, h, rec))
+}
+
+// recorded classifies the outcome of writing rec: every failure is a store
+// failure.
+func (s storeView) recorded(rec *storage.UsageRecord, err error) error {
+	if err != nil {
 		s.st.health.failed()
 		return storeError{fmt.Errorf("recording usage of request %s: %w", rec.RequestID, err)}
 	}

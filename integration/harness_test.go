@@ -88,6 +88,8 @@ type gatewayConfig struct {
 	NoMaster bool
 	// StoragePath overrides the storage directory.
 	StoragePath string
+	// Env adds NAME=value pairs to the process's environment.
+	Env []string
 }
 
 // caddyfile renders the config for this gateway.
@@ -138,6 +140,7 @@ func startGateway(t *testing.T, c gatewayConfig) *gateway {
 	g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	g.cfgPath = filepath.Join(root, "Caddyfile")
 	g.env = caddyEnv(g.home, "PROVIDER_KEY")
+	g.env = append(g.env, c.Env...)
 	g.writeConfig(c)
 	g.start()
 	t.Cleanup(g.stop)

@@ -85,7 +85,7 @@ func (l *ledger) reserveLocked(budgets []Budget, cost money.Money, h *Hold) erro
 		}
 		bal := l.balances[b.Account]
 		if bal.spent >= *b.Max || bal.spent+bal.reserved+cost > *b.Max {
-			return refuse(b, bal.spent, bal.reserved, cost)
+			return Refuse(b, bal.spent, bal.reserved, cost)
 		}
 	}
 	h.Cost = cost

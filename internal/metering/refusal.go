@@ -55,9 +55,10 @@ func (r *BudgetRefusal) Error() string {
 	return "insufficient budget: " + r.Left.String() + " left, request may cost " + r.Cost.String()
 }
 
-// refuse returns the refusal of cost by b, given the account's settled
-// spend and its reservations in flight.
-func refuse(b Budget, spent, reserved, cost money.Money) *BudgetRefusal {
+// Refuse returns the refusal of cost by b, given the account's settled
+// spend and its reservations in flight (a Meter in another package builds
+// its refusals with it, so that they read the same).
+func Refuse(b Budget, spent, reserved, cost money.Money) *BudgetRefusal {
 	r := &BudgetRefusal{Reason: Insufficient, Account: b.Account, Max: *b.Max, Spent: spent, Cost: cost, Resets: b.Resets}
 	if spent >= *b.Max {
 		r.Reason = Exceeded

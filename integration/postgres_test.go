@@ -1,0 +1,262 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The PostgreSQL tests run several caddy processes on one database named by
+// GATEWAY_TEST_DATABASE_URL (.ci/run starts one); each test gets a database
+// of its own. Without it they skip; GATEWAY_REQUIRE_POSTGRES=1 makes that a
+// failure.
+
+// testDatabase creates a database for the test, dropped when it ends (after
+// the gateways started later have stopped), and returns its URL, which
+// carries a password, and that password, which must never be shown.
+func testDatabase(t *testing.T) (dbURL, password string) {
+	t.Helper()
+	base := os.Getenv("GATEWAY_TEST_DATABASE_URL")
+	if base == "" {
+		if os.Getenv("GATEWAY_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("PostgreSQL required (GATEWAY_REQUIRE_POSTGRES=1) but GATEWAY_TEST_DATABASE_URL is not set")
+		}
+		t.Skip("no PostgreSQL: GATEWAY_TEST_DATABASE_URL is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "gw_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("GATEWAY_TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	password, ok := u.User.Password()
+	if !ok {
+		// The test server trusts local connections: a password it never
+		// asks for still travels through every config and log line.
+		password = "pw-" + hex.EncodeToString(b) + "-never-shown"
+		u.User = url.UserPassword(u.User.Username(), password)
+	}
+	return u.String(), password
+}
+
+// pgCluster is several caddy processes on one database.
+type pgCluster struct {
+	gws      []*gateway
+	mock     *mockUpstream
+	dbURL    string
+	password string
+}
+
+// startPostgresGateways starts n caddy processes on one fresh database,
+// each with the budget test's mock provider and prices.
+func startPostgresGateways(t *testing.T, n int) *pgCluster {
+	t.Helper()
+	c := &pgCluster{mock: newMockUpstream(t)}
+	c.dbURL, c.password = testDatabase(t)
+	for range n {
+		c.gws = append(c.gws, startChecked(t, gatewayConfig{
+			Env: []string{"GATEWAY_DATABASE_URL=" + c.dbURL},
+			Block: fmt.Sprintf(`database_url {env.GATEWAY_DATABASE_URL}
+		database_max_conns 8
+		provider mock {
+			base_url %s
+		}
+		price mock:ok %v %v`, c.mock.BaseURL(), budgetInPrice, budgetOutPrice),
+		}))
+	}
+	return c
+}
+
+// count runs a SELECT count(*) query on the cluster's database.
+func (c *pgCluster) count(t *testing.T, query string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.dbURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestPostgresInstancesShareKeys(t *testing.T) {
+	t.Parallel()
+	c := startPostgresGateways(t, 2)
+	a, b := c.gws[0], c.gws[1]
+
+	k := a.newKey(map[string]any{"user_id": "pg-alice"})
+	// A new key works on the other instance at once.
+	expect(t, b.do("GET", "/v1/models", nil, bearer(k.Key)...), http.StatusOK)
+
+	// A deactivated key is refused on the other instance within 1 s, though
+	// that instance has it cached.
+	expect(t, a.adminDo("PATCH", "/v1/keys/"+k.ID, `{"is_active": false}`), http.StatusOK)
+	seenWithin(t, "a key deactivated on one instance refused on another", time.Second, func() bool {
+		return expectOneOf(t, b.do("GET", "/v1/models", nil, bearer(k.Key)...), http.StatusUnauthorized, http.StatusOK)
+	})
+	// And back: reactivated on B, it works on A.
+	expect(t, b.adminDo("PATCH", "/v1/keys/"+k.ID, `{"is_active": true}`), http.StatusOK)
+	seenWithin(t, "a key reactivated on one instance working on another", time.Second, func() bool {
+		return expectOneOf(t, a.do("GET", "/v1/models", nil, bearer(k.Key)...), http.StatusOK, http.StatusUnauthorized)
+	})
+}
+
+// seenWithin polls probe until it reports true, failing when a probe that
+// started more than limit after the call still reports false.
+func seenWithin(t *testing.T, what string, limit time.Duration, probe func() bool) {
+	t.Helper()
+	since := time.Now()
+	for {
+		sent := time.Now()
+		if probe() {
+			return
+		}
+		if sent.Sub(since) > limit {
+			t.Fatalf("not %s %v later", what, sent.Sub(since))
+		}
+	}
+}
+
+// expectOneOf fails unless r has status want or was; it reports whether it
+// has want.
+func expectOneOf(t *testing.T, r *response, want, was int) bool {
+	t.Helper()
+	if r.Status != want {
+		expect(t, r, was)
+	}
+	return r.Status == want
+}
+
+func TestPostgresBudgetHoldsAcrossInstances(t *testing.T) {
+	t.Parallel()
+	c := startPostgresGateways(t, 3)
+	gws := c.gws
+	a := gws[0]
+	maxBudget := float64(allowedRequests * actualCost)
+	budget := a.newBudget(map[string]any{"max_budget": maxBudget})
+	gws[1].newUser(map[string]any{"user_id": "pg-carol", "budget_id": budget})
+	k := gws[2].newKey(map[string]any{"user_id": "pg-carol"})
+
+	var mu sync.Mutex
+	successes := 0
+	var wg sync.WaitGroup
+	for i := range 3 * allowedRequests {
+		wg.Go(func() {
+			r := gws[i%len(gws)].do("POST", "/v1/chat/completions", budgetRequest, bearer(k.Key)...)
+			switch r.Status {
+			case http.StatusOK:
+				mu.Lock()
+				successes++
+				mu.Unlock()
+			case http.StatusForbidden:
+				msg, _ := r.Map(t)["detail"].(string)
+				if !strings.HasPrefix(msg, "User 'pg-carol' has exceeded budget limit: $") &&
+					!strings.HasPrefix(msg, "User 'pg-carol' has insufficient budget for this request: $") {
+					t.Errorf("refusal message %q", msg)
+				}
+			default:
+				t.Errorf("status %d: %s", r.Status, r.Body)
+			}
+		})
+	}
+	wg.Wait()
+	ig := &inferenceGateway{gateway: gws[1], mock: c.mock}
+	spend := ig.spend(t, "/v1/users/pg-carol")
+	if successes == 0 || successes > allowedRequests || spend > maxBudget || spend != float64(successes*actualCost) {
+		t.Fatalf("%d successes, spend %v; budget %v allows %d", successes, spend, maxBudget, allowedRequests)
+	}
+	assertSpendIsSumOfRecords(t, ig, "user_id=pg-carol", spend)
+	if n := c.count(t, "SELECT count(*) FROM usage_records"); n != int64(successes) {
+		t.Fatalf("%d usage records in the database for %d successes", n, successes)
+	}
+	// Every hold was released with its record, not left to its lease.
+	if n := c.count(t, "SELECT count(*) FROM reservations"); n != 0 {
+		t.Fatalf("%d reservations left after every request ended", n)
+	}
+}
+
+func TestPostgresPasswordIsNeverShown(t *testing.T) {
+	t.Parallel()
+	c := startPostgresGateways(t, 1)
+	g, password := c.gws[0], c.password
+	g.newKey(map[string]any{"user_id": "pg-dora"})
+	resp, err := http.Get("http://" + g.admin + "/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /config/: %d, %v", resp.StatusCode, err)
+	}
+	if !strings.Contains(string(config), "{env.GATEWAY_DATABASE_URL}") {
+		t.Fatalf("the served config does not name the placeholder: %s", config)
+	}
+	assertNoSecret(t, "the served config", config, password)
+	out := g.output.String()
+	if !logHas(out, "llm_gateway started", `"database":"postgres`, "xxxxx") {
+		t.Fatalf("the start-up log does not name the database, redacted:\n%s", out)
+	}
+	g.stop()
+	assertNoSecret(t, "the gateway's log", []byte(g.output.String()), password)
+}
+
+func TestPostgresURLOfAnotherSchemeIsAConfigError(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	cfg := ":8000 {\n\tllm_gateway {\n\t\tprovider openai\n\t\tprice openai:gpt-4o 2.5 10\n\t\tdatabase_url mysql://gw:s3cret-pw@db/gw\n\t}\n}\n"
+	if err := os.WriteFile(filepath.Join(root, "Caddyfile"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"adapt", "validate"} {
+		out, err := caddyCommand(t, root, cmd, "--config", "Caddyfile", "--adapter", "caddyfile")
+		out = strings.ReplaceAll(out, `\"`, `"`) // the error is in a JSON log line
+		want := `database_url has scheme "mysql": it must be a postgres:// or postgresql:// URL`
+		if err == nil || !strings.Contains(out, want) || !strings.Contains(out, "Caddyfile:5") {
+			t.Fatalf("caddy %s: %v, want an error naming Caddyfile:5 and %q:\n%s", cmd, err, want, out)
+		}
+		assertNoSecret(t, "caddy "+cmd+"'s output", []byte(out), "s3cret-pw")
+	}
+}

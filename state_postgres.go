@@ -1,0 +1,122 @@
+package llmgateway
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
+)
+
+var _ gatewayStore = (*postgres.Store)(nil)
+
+const (
+	// renewInterval is how often an instance renews the leases of its
+	// holds: well inside leaseLength, so that a slow round does not lose
+	// a live stream's reservation.
+	renewInterval = leaseLength / 3
+	// expireInterval is how often an instance reclaims the holds of dead
+	// instances (any instance may; admission ignores them already).
+	expireInterval = leaseLength
+	// cacheRefreshInterval bounds how stale a cached key, user, budget or
+	// price can be when a change notification was missed.
+	cacheRefreshInterval = time.Second
+	// openTimeout bounds connecting to the database and migrating it.
+	openTimeout = 30 * time.Second
+)
+
+// postgresConfig is what opens a PostgreSQL state.
+type postgresConfig struct {
+	url      string // resolved; holds the password: never logged
+	maxConns int32
+}
+
+// newPostgresState opens the PostgreSQL store at cfg.url (migrating its
+// schema) and starts what an instance sharing it runs: the lease loop of its
+// holds and the invalidation of its caches on every change by any instance.
+func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
+	logger := caddy.Log().Named("llm_gateway.postgres")
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	store, err := postgres.Open(ctx, postgres.Options{URL: cfg.url, MaxConns: cfg.maxConns, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	meter := newPGMeter(store, newInstanceID(), logger)
+	logger.Info("instance joined the database",
+		zap.String("database", postgres.RedactURL(cfg.url)), zap.String("instance", meter.instance))
+	return startGatewayState(store, meter,
+		func(ctx context.Context, _ *gatewayState) { runLeases(ctx, meter) },
+		func(ctx context.Context, st *gatewayState) {
+			store.Listen(ctx, func(postgres.Change) { st.cache.invalidate() })
+		},
+		func(ctx context.Context, st *gatewayState) { refreshCaches(ctx, st) },
+	), nil
+}
+
+// newInstanceID names this process's holds in the database: the host, the
+// process and a random part, so that a restarted process never renews the
+// holds of the one before it.
+func newInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
+}
+
+// runLeases renews the leases of the instance's holds every renewInterval,
+// reclaims expired ones every expireInterval, and retries the releases
+// that failed, until ctx ends (then it tries those once more).
+func runLeases(ctx context.Context, m *pgMeter) {
+	renew := time.NewTicker(renewInterval)
+	defer renew.Stop()
+	expire := time.NewTicker(expireInterval)
+	defer expire.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			m.retryReleases(context.Background())
+			return
+		case now := <-renew.C:
+			rctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+			_, err := m.store.RenewLeases(rctx, m.instance, now.Add(leaseLength))
+			cancel()
+			switch {
+			case err != nil && !failing:
+				failing = true
+				m.logger.Warn("renewing budget hold leases failed", zap.Error(err))
+			case err == nil:
+				failing = false
+				m.retryReleases(ctx)
+			}
+		case now := <-expire.C:
+			rctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+			if _, err := m.store.ExpireLeases(rctx, now); err != nil && !failing {
+				m.logger.Warn("expiring budget hold leases failed", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// refreshCaches drops the cached objects every cacheRefreshInterval: the
+// bound on staleness when a change notification is lost.
+func refreshCaches(ctx context.Context, st *gatewayState) {
+	t := time.NewTicker(cacheRefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st.cache.invalidate()
+		}
+	}
+}
