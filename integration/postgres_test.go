@@ -1,9 +1,6 @@
 package integration
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,62 +12,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/llmgateway/caddy-llm-gateway/storage/postgres/pgtest"
 )
 
-// The PostgreSQL tests run several caddy processes on one database named by
-// GATEWAY_TEST_DATABASE_URL (.ci/run starts one); each test gets a database
-// of its own. Without it they skip; GATEWAY_REQUIRE_POSTGRES=1 makes that a
-// failure.
+// The PostgreSQL tests run several caddy processes on one database of the
+// server named by GATEWAY_TEST_DATABASE_URL (.ci/run starts one); each test
+// gets a database of its own (see pgtest).
 
 // testDatabase creates a database for the test, dropped when it ends (after
 // the gateways started later have stopped), and returns its URL, which
 // carries a password, and that password, which must never be shown.
 func testDatabase(t *testing.T) (dbURL, password string) {
 	t.Helper()
-	base := os.Getenv("GATEWAY_TEST_DATABASE_URL")
-	if base == "" {
-		if os.Getenv("GATEWAY_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PostgreSQL required (GATEWAY_REQUIRE_POSTGRES=1) but GATEWAY_TEST_DATABASE_URL is not set")
-		}
-		t.Skip("no PostgreSQL: GATEWAY_TEST_DATABASE_URL is not set")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
+	u, err := url.Parse(pgtest.Database(t))
 	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
+		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "gw_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("GATEWAY_TEST_DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
 	password, ok := u.User.Password()
 	if !ok {
 		// The test server trusts local connections: a password it never
 		// asks for still travels through every config and log line.
-		password = "pw-" + hex.EncodeToString(b) + "-never-shown"
+		password = "pw-" + strings.TrimPrefix(u.Path, "/") + "-never-shown"
 		u.User = url.UserPassword(u.User.Username(), password)
 	}
 	return u.String(), password
@@ -102,23 +64,6 @@ func startPostgresGateways(t *testing.T, n int) *pgCluster {
 		}))
 	}
 	return c
-}
-
-// count runs a SELECT count(*) query on the cluster's database.
-func (c *pgCluster) count(t *testing.T, query string) int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.dbURL)
-	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
 }
 
 func TestPostgresInstancesShareKeys(t *testing.T) {
@@ -208,11 +153,11 @@ func TestPostgresBudgetHoldsAcrossInstances(t *testing.T) {
 		t.Fatalf("%d successes, spend %v; budget %v allows %d", successes, spend, maxBudget, allowedRequests)
 	}
 	assertSpendIsSumOfRecords(t, ig, "user_id=pg-carol", spend)
-	if n := c.count(t, "SELECT count(*) FROM usage_records"); n != int64(successes) {
+	if n := pgtest.Count(t, c.dbURL, "SELECT count(*) FROM usage_records"); n != int64(successes) {
 		t.Fatalf("%d usage records in the database for %d successes", n, successes)
 	}
 	// Every hold was released with its record, not left to its lease.
-	if n := c.count(t, "SELECT count(*) FROM reservations"); n != 0 {
+	if n := pgtest.Count(t, c.dbURL, "SELECT count(*) FROM reservations"); n != 0 {
 		t.Fatalf("%d reservations left after every request ended", n)
 	}
 }
