@@ -2,6 +2,7 @@ package llmgateway
 
 import (
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"strings"
@@ -190,20 +191,9 @@ func accessLoggers(base *zap.Logger, logs *caddyhttp.ServerLogConfig, r *http.Re
 
 // loggerNamesFor finds the logger names of host: exact, then by wildcard.
 func loggerNamesFor(logs *caddyhttp.ServerLogConfig, host string) []string {
-	for name, hosts := range logs.LoggerNames {
-		if strings.ToLower(name) == host {
-			return hosts
-		}
-	}
-	labels := strings.Split(host, ".")
-	for i := range labels {
-		if labels[i] == "" {
-			continue
-		}
-		labels[i] = "*"
-		wildcard := strings.Join(labels, ".")
+	for pattern := range hostPatterns(host) {
 		for name, hosts := range logs.LoggerNames {
-			if strings.ToLower(name) == wildcard {
+			if strings.ToLower(name) == pattern {
 				return hosts
 			}
 		}
@@ -222,23 +212,36 @@ func hostOnly(hostport string) string {
 // leftmost labels may be "*" (as certmagic matches them).
 func matchWildcard(subject, pattern string) bool {
 	subject, pattern = strings.ToLower(subject), strings.ToLower(pattern)
-	if subject == pattern {
-		return true
-	}
 	if !strings.Contains(pattern, "*") {
-		return false
+		return subject == pattern
 	}
-	labels := strings.Split(subject, ".")
-	for i := range labels {
-		if labels[i] == "" {
-			continue
-		}
-		labels[i] = "*"
-		if strings.Join(labels, ".") == pattern {
+	for p := range hostPatterns(subject) {
+		if p == pattern {
 			return true
 		}
 	}
 	return false
+}
+
+// hostPatterns yields the host name patterns host matches, most specific
+// first: host itself, then host with its leftmost one, two, … labels as
+// "*" (an empty label stays as it is).
+func hostPatterns(host string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if !yield(host) {
+			return
+		}
+		labels := strings.Split(host, ".")
+		for i := range labels {
+			if labels[i] == "" {
+				continue
+			}
+			labels[i] = "*"
+			if !yield(strings.Join(labels, ".")) {
+				return
+			}
+		}
+	}
 }
 
 // countingReader counts the request body bytes the gateway read, for the

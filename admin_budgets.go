@@ -85,20 +85,9 @@ func (g *Gateway) createBudget(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (g *Gateway) listBudgets(w http.ResponseWriter, r *http.Request) error {
-	skip, limit, err := pagination(r)
-	if err != nil {
-		return err
-	}
-	budgets, err := g.store().ListBudgets(skip, limit)
-	if err != nil {
-		return err
-	}
-	out := make([]budgetResponse, len(budgets))
-	for i := range budgets {
-		out[i] = newBudgetResponse(&budgets[i])
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writePage(w, r, g.store().ListBudgets, func(b *storage.Budget) (budgetResponse, error) {
+		return newBudgetResponse(b), nil
+	})
 }
 
 func (g *Gateway) getBudget(w http.ResponseWriter, _ *http.Request, id string) error {

@@ -245,22 +245,7 @@ func keyError(id string, err error) error {
 }
 
 func (g *Gateway) listKeys(w http.ResponseWriter, r *http.Request) error {
-	skip, limit, err := pagination(r)
-	if err != nil {
-		return err
-	}
-	keys, err := g.store().ListKeys(skip, limit)
-	if err != nil {
-		return err
-	}
-	out := make([]keyResponse, len(keys))
-	for i := range keys {
-		if out[i], err = g.keyResponse(&keys[i]); err != nil {
-			return err
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writePage(w, r, g.store().ListKeys, g.keyResponse)
 }
 
 func (g *Gateway) getKey(w http.ResponseWriter, _ *http.Request, id string) error {

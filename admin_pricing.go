@@ -96,20 +96,9 @@ func (g *Gateway) upsertPrice(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (g *Gateway) listPrices(w http.ResponseWriter, r *http.Request) error {
-	skip, limit, err := pagination(r)
-	if err != nil {
-		return err
-	}
-	prices, err := g.store().ListPrices(skip, limit)
-	if err != nil {
-		return err
-	}
-	out := make([]priceResponse, len(prices))
-	for i := range prices {
-		out[i] = g.newPriceResponse(&prices[i])
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writePage(w, r, g.store().ListPrices, func(p *storage.Price) (priceResponse, error) {
+		return g.newPriceResponse(p), nil
+	})
 }
 
 func (g *Gateway) getPrice(w http.ResponseWriter, _ *http.Request, raw string) error {

@@ -169,22 +169,7 @@ func assignBudget(u *storage.User, b *storage.Budget, now time.Time) {
 }
 
 func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) error {
-	skip, limit, err := pagination(r)
-	if err != nil {
-		return err
-	}
-	users, err := g.store().ListUsers(skip, limit)
-	if err != nil {
-		return err
-	}
-	out := make([]userResponse, len(users))
-	for i := range users {
-		if out[i], err = g.userResponse(&users[i]); err != nil {
-			return err
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writePage(w, r, g.store().ListUsers, g.userResponse)
 }
 
 // loadActiveUser returns a user that exists and is not deleted, else 404.

@@ -325,3 +325,24 @@ func pagination(r *http.Request) (skip, limit int, err error) {
 	}
 	return skip, limit, nil
 }
+
+// writePage answers a paginated list: list reads the page the request's
+// skip and limit name, and shape gives each item its response shape.
+func writePage[T, R any](w http.ResponseWriter, r *http.Request, list func(skip, limit int) ([]T, error), shape func(*T) (R, error)) error {
+	skip, limit, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	items, err := list(skip, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]R, len(items))
+	for i := range items {
+		if out[i], err = shape(&items[i]); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

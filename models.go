@@ -55,12 +55,17 @@ func (g *Gateway) models(p principal) ([]modelObject, error) {
 	return out, nil
 }
 
-func (g *Gateway) listModels(w http.ResponseWriter, r *http.Request) error {
+// callerModels authenticates r and lists the models its caller may use.
+func (g *Gateway) callerModels(r *http.Request) ([]modelObject, error) {
 	p, err := g.authenticate(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	models, err := g.models(p)
+	return g.models(p)
+}
+
+func (g *Gateway) listModels(w http.ResponseWriter, r *http.Request) error {
+	models, err := g.callerModels(r)
 	if err != nil {
 		return err
 	}
@@ -69,11 +74,7 @@ func (g *Gateway) listModels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (g *Gateway) getModel(w http.ResponseWriter, r *http.Request, id string) error {
-	p, err := g.authenticate(r)
-	if err != nil {
-		return err
-	}
-	models, err := g.models(p)
+	models, err := g.callerModels(r)
 	if err != nil {
 		return err
 	}

@@ -17,26 +17,17 @@ func TestKeysCreatedDuringUserDeletionDoNotSurviveActive(t *testing.T) {
 	for round := range rounds {
 		userID := fmt.Sprintf("u%d", round)
 		mustCreateUser(t, s, userID)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for range creators {
-			wg.Go(func() {
-				<-start
-				id := newID(t)
-				k := &APIKey{ID: id, KeyHash: "hash-" + id, KeyPrefix: "sk-x", UserID: userID, CreatedAt: testTime, IsActive: true}
-				if err := s.CreateKey(k, nil); err != nil && !errors.Is(err, ErrUserDeleted) {
-					t.Errorf("CreateKey: %v", err)
-				}
-			})
-		}
-		wg.Go(func() {
-			<-start
+		race(creators, func(int) {
+			id := newID(t)
+			k := &APIKey{ID: id, KeyHash: "hash-" + id, KeyPrefix: "sk-x", UserID: userID, CreatedAt: testTime, IsActive: true}
+			if err := s.CreateKey(k, nil); err != nil && !errors.Is(err, ErrUserDeleted) {
+				t.Errorf("CreateKey: %v", err)
+			}
+		}, func() {
 			if err := s.DeleteUser(userID, testTime); err != nil {
 				t.Errorf("DeleteUser: %v", err)
 			}
 		})
-		close(start)
-		wg.Wait()
 		keys, err := s.ListKeysByUser(userID)
 		if err != nil {
 			t.Fatal(err)
@@ -64,25 +55,16 @@ func TestKeyReactivationRacingUserDeletion(t *testing.T) {
 			}
 			ids = append(ids, k.ID)
 		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for _, id := range ids {
-			wg.Go(func() {
-				<-start
-				_, err := s.UpdateKey(id, func(k *APIKey) error { k.IsActive = true; return nil })
-				if err != nil && !errors.Is(err, ErrUserDeleted) {
-					t.Errorf("UpdateKey: %v", err)
-				}
-			})
-		}
-		wg.Go(func() {
-			<-start
+		race(len(ids), func(i int) {
+			_, err := s.UpdateKey(ids[i], func(k *APIKey) error { k.IsActive = true; return nil })
+			if err != nil && !errors.Is(err, ErrUserDeleted) {
+				t.Errorf("UpdateKey: %v", err)
+			}
+		}, func() {
 			if err := s.DeleteUser(userID, testTime); err != nil {
 				t.Errorf("DeleteUser: %v", err)
 			}
 		})
-		close(start)
-		wg.Wait()
 		for _, id := range ids {
 			if k, err := s.GetKey(id); err != nil || k.IsActive {
 				t.Fatalf("round %d: key %s of deleted user is active (%v)", round, id, err)
@@ -109,30 +91,22 @@ func TestBudgetAssignmentRacingBudgetDeletion(t *testing.T) {
 			mustCreateUser(t, s, id)
 			ids = append(ids, id)
 		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i, id := range ids {
-			wg.Go(func() {
-				<-start
-				var err error
-				if i%2 == 0 {
-					_, err = s.UpdateUser(id, func(u *User) error { u.BudgetID = &b.BudgetID; return nil })
-				} else { // a user created on the budget
-					err = s.CreateUser(&User{UserID: id + "-new", BudgetID: &b.BudgetID, CreatedAt: testTime, UpdatedAt: testTime})
-				}
-				if err != nil && !errors.Is(err, ErrBudgetMissing) {
-					t.Errorf("assigning %s: %v", id, err)
-				}
-			})
-		}
-		wg.Go(func() {
-			<-start
+		race(len(ids), func(i int) {
+			id := ids[i]
+			var err error
+			if i%2 == 0 {
+				_, err = s.UpdateUser(id, func(u *User) error { u.BudgetID = &b.BudgetID; return nil })
+			} else { // a user created on the budget
+				err = s.CreateUser(&User{UserID: id + "-new", BudgetID: &b.BudgetID, CreatedAt: testTime, UpdatedAt: testTime})
+			}
+			if err != nil && !errors.Is(err, ErrBudgetMissing) {
+				t.Errorf("assigning %s: %v", id, err)
+			}
+		}, func() {
 			if err := s.DeleteBudget(b.BudgetID, testTime); err != nil {
 				t.Errorf("DeleteBudget: %v", err)
 			}
 		})
-		close(start)
-		wg.Wait()
 		for i, id := range ids {
 			if i%2 == 1 {
 				id += "-new"
@@ -149,4 +123,23 @@ func TestBudgetAssignmentRacingBudgetDeletion(t *testing.T) {
 			}
 		}
 	}
+}
+
+// race runs each(0) … each(n-1) and against, each in its own goroutine,
+// all let go at the same moment, and waits for them all.
+func race(n int, each func(i int), against func()) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			each(i)
+		})
+	}
+	wg.Go(func() {
+		<-start
+		against()
+	})
+	close(start)
+	wg.Wait()
 }
