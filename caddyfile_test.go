@@ -85,6 +85,16 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want:  &Gateway{StoragePath: "{env.GW_DIR}"},
 		},
 		{
+			name:  "database_url from a placeholder, with a pool size",
+			input: "llm_gateway {\n database_url {env.GATEWAY_DATABASE_URL}\n database_max_conns 32\n}",
+			want:  &Gateway{DatabaseURL: "{env.GATEWAY_DATABASE_URL}", DatabaseMaxConns: 32},
+		},
+		{
+			name:  "database_url postgresql://",
+			input: "llm_gateway {\n database_url postgresql://gw@db.internal/gw?sslmode=require\n}",
+			want:  &Gateway{DatabaseURL: "postgresql://gw@db.internal/gw?sslmode=require"},
+		},
+		{
 			name:  "known provider without block",
 			input: "llm_gateway {\n provider ollama\n}",
 			want:  &Gateway{Providers: map[string]*ProviderConfig{"ollama": {}}},
@@ -114,6 +124,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "price for a provider not configured names the line", input: "llm_gateway {\n provider openai\n price opnai:gpt-4o 1 2\n}", wantErr: `provider "opnai" is not configured in this llm_gateway block (add a ` + "`provider opnai`" + ` block or fix the name), at Testfile:3`},
 		{name: "price for a known provider without a provider line", input: "llm_gateway {\n price openai:gpt-4o 1 2\n}", wantErr: `price openai:gpt-4o: provider "openai" is not configured`},
 		{name: "relative storage_path", input: "llm_gateway {\n storage_path ./llm_gateway_data\n}", wantErr: `storage_path "./llm_gateway_data" is relative`},
+		{name: "database_url of another scheme names the line", input: "llm_gateway {\n master_key x\n database_url mysql://gw:pw@db/gw\n}",
+			wantErr: `database_url has scheme "mysql": it must be a postgres:// or postgresql:// URL, at Testfile:3`},
+		{name: "database_url not a URL", input: "llm_gateway {\n database_url host=db user=gw\n}", wantErr: "wrong argument count"},
+		{name: "database_url without scheme", input: "llm_gateway {\n database_url gw:pw@db/gw\n}", wantErr: "database_url must be a postgres:// or postgresql:// URL"},
+		{name: "database_max_conns not a number", input: "llm_gateway {\n database_max_conns many\n}", wantErr: "non-negative integer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +202,12 @@ func TestProvisionHasNoSideEffects(t *testing.T) {
 			Pricing:     map[string]PriceConfig{"opnai:gpt-4o": {InputPricePerMillion: 1}},
 		}},
 		{name: "relative storage_path", wantErr: `storage_path "rel/store" is relative`, g: &Gateway{StoragePath: "rel/store"}},
+		// With a database, storage_path is unused: nothing is created there
+		// either, and provisioning does not connect.
+		{name: "database", g: &Gateway{StoragePath: dir, DatabaseURL: "postgres://gw:pw@127.0.0.1:1/gw"}},
+		{name: "database_url of another scheme", wantErr: `database_url has scheme "mysql"`, g: &Gateway{DatabaseURL: "mysql://gw:pw@db/gw"}},
+		{name: "database_url resolving to nothing", wantErr: "database_url resolves to an empty value", g: &Gateway{DatabaseURL: "{env.GATEWAY_TEST_UNSET_VARIABLE}"}},
+		{name: "negative database_max_conns", wantErr: "database_max_conns must not be negative", g: &Gateway{DatabaseURL: "postgres://db/gw", DatabaseMaxConns: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func Database(t testing.TB) string {
 	t.Helper()
 	base := URL(t)
 	name := "gwtest_" + randomHex()
-	exec(t, base, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	Exec(t, base, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	dropWhenDone(t, base, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	u, err := url.Parse(base)
 	if err != nil {
@@ -66,10 +66,11 @@ func Count(t testing.TB, dbURL, query string) int64 {
 }
 
 func dropWhenDone(t testing.TB, dbURL, stmt string) {
-	t.Cleanup(func() { exec(t, dbURL, stmt) })
+	t.Cleanup(func() { Exec(t, dbURL, stmt) })
 }
 
-func exec(t testing.TB, dbURL, stmt string) {
+// Exec runs stmt on the database at dbURL.
+func Exec(t testing.TB, dbURL, stmt string) {
 	t.Helper()
 	withConn(t, dbURL, func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, stmt)
