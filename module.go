@@ -1,7 +1,8 @@
 // Package llmgateway is a Caddy HTTP handler that turns Caddy into an
 // OpenAI-compatible LLM gateway: it hands out virtual keys, keeps users,
-// budgets, prices and usage in an embedded Badger store, and forwards
-// inference requests to providers while it meters what they cost.
+// budgets, prices and usage in an embedded Badger store (or, for several
+// instances, in PostgreSQL), and forwards inference requests to providers
+// while it meters what they cost.
 package llmgateway
 
 import (
@@ -184,6 +185,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			return err
 		}
 		g.database = &postgresConfig{url: db, maxConns: int32(min(g.DatabaseMaxConns, math.MaxInt32))}
+		if g.StoragePath != "" {
+			g.logger.Warn("storage_path is unused: database_url puts all state in PostgreSQL",
+				zap.String("storage_path", g.StoragePath))
+		}
 	} else {
 		dir, err := resolveStoragePath(repl.ReplaceKnown(g.StoragePath, ""))
 		if err != nil {

@@ -44,6 +44,7 @@ type pgCluster struct {
 	mock     *mockUpstream
 	dbURL    string
 	password string
+	config   gatewayConfig
 }
 
 // startPostgresGateways starts n caddy processes on one fresh database,
@@ -52,16 +53,17 @@ func startPostgresGateways(t *testing.T, n int) *pgCluster {
 	t.Helper()
 	c := &pgCluster{mock: newMockUpstream(t)}
 	c.dbURL, c.password = testDatabase(t)
-	for range n {
-		c.gws = append(c.gws, startChecked(t, gatewayConfig{
-			Env: []string{"GATEWAY_DATABASE_URL=" + c.dbURL},
-			Block: fmt.Sprintf(`database_url {env.GATEWAY_DATABASE_URL}
+	c.config = gatewayConfig{
+		Env: []string{"GATEWAY_DATABASE_URL=" + c.dbURL},
+		Block: fmt.Sprintf(`database_url {env.GATEWAY_DATABASE_URL}
 		database_max_conns 8
 		provider mock {
 			base_url %s
 		}
 		price mock:ok %v %v`, c.mock.BaseURL(), budgetInPrice, budgetOutPrice),
-		}))
+	}
+	for range n {
+		c.gws = append(c.gws, startChecked(t, c.config))
 	}
 	return c
 }
@@ -248,4 +250,28 @@ func TestPostgresOutageAnswers503AndServiceResumes(t *testing.T) {
 	})
 	expect(t, g.do("GET", "/health/readiness", nil), http.StatusOK)
 	assertNoSecret(t, "the gateway's log", []byte(g.output.String()), c.password)
+}
+
+func TestPostgresReloadSharesThePool(t *testing.T) {
+	t.Parallel()
+	c := startPostgresGateways(t, 1)
+	g := c.gws[0]
+	k := g.newKey(map[string]any{"user_id": "pg-fay"})
+	expect(t, g.do("POST", "/v1/chat/completions", budgetRequest, bearer(k.Key)...), http.StatusOK)
+
+	reloaded := c.config
+	reloaded.Block += "\n\t\tprice mock:extra 1 1"
+	if err := g.reload(reloaded); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reloaded config to start", func() bool {
+		return logHas(g.output.String(), "llm_gateway started", `"store_shared":true`, `"config_prices":2`)
+	})
+	expect(t, g.do("POST", "/v1/chat/completions", budgetRequest, bearer(k.Key)...), http.StatusOK)
+	if n := strings.Count(g.output.String(), `"msg":"instance joined the database"`); n != 1 {
+		t.Fatalf("the database was opened %d times across a reload, want once:\n%s", n, g.output.String())
+	}
+	if n := pgtest.Count(t, c.dbURL, "SELECT count(*) FROM usage_records WHERE user_id = 'pg-fay'"); n != 2 {
+		t.Fatalf("%d usage records, want 2", n)
+	}
 }
