@@ -275,3 +275,29 @@ func TestPostgresReloadSharesThePool(t *testing.T) {
 		t.Fatalf("%d usage records, want 2", n)
 	}
 }
+
+func TestPostgresRateLimitCountsAcrossInstances(t *testing.T) {
+	t.Parallel()
+	c := startPostgresGateways(t, 2)
+	const rpm = 3
+	k := c.gws[0].newKey(map[string]any{"user_id": "pg-gus", "rpm_limit": rpm})
+	ok, limited := 0, 0
+	for i := range 2 * rpm {
+		r := c.gws[i%2].do("POST", "/v1/chat/completions", budgetRequest, bearer(k.Key)...)
+		switch r.Status {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
+			expectError(t, r, http.StatusTooManyRequests, "Rate limit exceeded")
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatal("a 429 without Retry-After")
+			}
+		default:
+			t.Fatalf("status %d: %s", r.Status, r.Body)
+		}
+	}
+	if ok != rpm || limited != rpm {
+		t.Fatalf("%d served and %d limited of %d requests over 2 instances, want %d and %d", ok, limited, 2*rpm, rpm, rpm)
+	}
+}
