@@ -30,6 +30,22 @@ const (
 	kindCompletions // the legacy (text) Completions API
 )
 
+// apiName names the API of an endpoint kind in refusals.
+func (k endpointKind) apiName() string {
+	switch k {
+	case kindChat:
+		return "chat completions"
+	case kindEmbeddings:
+		return "embeddings"
+	case kindResponses:
+		return "the Responses API"
+	case kindMessages:
+		return "the Messages API"
+	default:
+		return "the legacy Completions API"
+	}
+}
+
 var (
 	endpointChat        = endpoint{path: "/chat/completions", kind: kindChat}
 	endpointEmbeddings  = endpoint{path: "/embeddings", kind: kindEmbeddings}
@@ -39,8 +55,10 @@ var (
 )
 
 // translators chooses how a call's bodies change, by the API its client
-// speaks and the format its provider speaks; any other pairing passes
-// through. A new provider format or client API is one line here.
+// speaks and the format its provider speaks. A pairing not listed passes
+// through where the provider serves the client's API itself (see
+// upstream.serves) and is refused otherwise. A new provider format or
+// client API is one line here.
 var translators = map[translationKey]translate.Constructor{
 	{kindChat, formatAnthropic}:  translate.NewOpenAIToAnthropic,
 	{kindMessages, formatOpenAI}: translate.NewAnthropicToOpenAI,
@@ -60,10 +78,11 @@ type call struct {
 	endUser       string // the caller's own end-user id (virtual keys only)
 	up            *upstream
 	provider      string
-	model         string // the provider's own name
-	body          []byte // as sent, with model (and stream_options) patched, or translated
-	upstreamPath  string // below the provider's base URL
-	upstreamQuery string // the client's query, passed to Anthropic-format providers
+	model         string                // the provider's own name
+	body          []byte                // as sent, with model (and stream_options) patched, or translated
+	upstreamPath  string                // below the provider's base URL
+	upstreamQuery string                // the client's query, passed to Anthropic-format providers
+	newTranslator translate.Constructor // chosen by the pairing (translators)
 	tr            translate.Translator
 	dialect       translate.Dialect // of the client's errors, chosen by its route
 	clientModel   string            // the model as the client named it
@@ -160,13 +179,12 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if up == nil {
 		return nil, errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
 	}
-	switch {
-	case ep.kind == kindResponses && !up.responses:
-		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the Responses API", provider))
-	case ep.kind == kindEmbeddings && up.format == formatAnthropic:
-		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support embeddings", provider))
-	case ep.kind == kindCompletions && up.format == formatAnthropic:
-		return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support the legacy Completions API", provider))
+	c.newTranslator = translators[translationKey{ep.kind, up.format}]
+	if c.newTranslator == nil {
+		if !up.serves(ep.kind) {
+			return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support %s", provider, ep.kind.apiName()))
+		}
+		c.newTranslator = translate.NewPassThrough
 	}
 	if ep.kind == kindResponses && root.Get("background").Type == gjson.True {
 		// The provider would answer a queued object and do the work later,
@@ -198,11 +216,7 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 // translator: the client's body with the model patched when both speak the
 // same API, else a translation.
 func (g *Gateway) buildUpstreamBody(c *call, body []byte) error {
-	newTranslator := translators[translationKey{c.endpoint.kind, c.up.format}]
-	if newTranslator == nil {
-		newTranslator = translate.NewPassThrough
-	}
-	c.tr = newTranslator(translate.Options{
+	c.tr = c.newTranslator(translate.Options{
 		Model:               c.model,
 		ClientModel:         c.clientModel,
 		ForceUsage:          c.stream && (c.endpoint.kind == kindChat || c.endpoint.kind == kindCompletions),

@@ -45,6 +45,17 @@ type upstream struct {
 	warns         warnLimiter // of failure warnings
 }
 
+// serves reports whether the provider answers an endpoint of kind in the
+// client's own API, so that a call passes through untranslated: an
+// Anthropic-format provider serves only Messages; an OpenAI-compatible one
+// every OpenAI endpoint, the Responses API where it has it.
+func (up *upstream) serves(kind endpointKind) bool {
+	if up.format == formatAnthropic {
+		return kind == kindMessages
+	}
+	return kind != kindResponses || up.responses
+}
+
 // newUpstream resolves placeholders and builds the provider's transport.
 func newUpstream(name string, cfg *ProviderConfig, repl *caddy.Replacer) (*upstream, error) {
 	known := knownProviders[name]

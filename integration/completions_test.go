@@ -62,7 +62,14 @@ func TestLegacyCompletionsAreMetered(t *testing.T) {
 		t.Fatalf("stream without the usage chunk asked for: %s", r.Body)
 	}
 
-	// Anthropic-format providers have no such API.
+	// Anthropic-format providers have no such API, nor embeddings: refused
+	// before anything is sent.
+	before := len(ig.mock.Requests())
 	expectError(t, ig.do("POST", "/v1/completions", `{"model":"anthropic:claude-ok","prompt":"x"}`, bearer(ig.key)...), 400,
 		"Provider 'anthropic' does not support the legacy Completions API")
+	expectError(t, ig.do("POST", "/v1/embeddings", `{"model":"anthropic:claude-ok","input":"x"}`, bearer(ig.key)...), 400,
+		"Provider 'anthropic' does not support embeddings")
+	if n := len(ig.mock.Requests()) - before; n != 0 {
+		t.Fatalf("refused pairings reached the provider %d times", n)
+	}
 }
