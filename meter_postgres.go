@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
@@ -17,10 +18,26 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 )
 
-// leaseLength is how long a hold of this instance lives in the database
-// unless renewed: an instance that dies frees its holds this long after
-// its last renewal at most.
-const leaseLength = 30 * time.Second
+// defaultLeaseLength is how long a hold of an instance lives in the
+// database unless renewed: an instance that dies frees its holds this long
+// after its last renewal at most.
+const defaultLeaseLength = 30 * time.Second
+
+// testLeaseEnv names the environment variable through which the integration
+// tests shorten the lease (a Go duration) to watch a stream outlive several
+// leases. It is a test knob, not configuration: no document names it.
+const testLeaseEnv = "LLM_GATEWAY_TEST_LEASE_LENGTH"
+
+// leaseLength is the lease of this process's holds: defaultLeaseLength
+// unless testLeaseEnv holds a positive duration.
+var leaseLength = leaseLengthOf(os.Getenv(testLeaseEnv))
+
+func leaseLengthOf(v string) time.Duration {
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	return defaultLeaseLength
+}
 
 // releaseTimeout bounds one release of a hold.
 const releaseTimeout = 5 * time.Second

@@ -15,7 +15,7 @@ import (
 
 var _ gatewayStore = (*postgres.Store)(nil)
 
-const (
+var (
 	// renewInterval is how often an instance renews the leases of its
 	// holds: well inside leaseLength, so that a slow round does not lose
 	// a live stream's reservation.
@@ -23,6 +23,9 @@ const (
 	// expireInterval is how often an instance reclaims the holds of dead
 	// instances (any instance may; admission ignores them already).
 	expireInterval = leaseLength
+)
+
+const (
 	// cacheRefreshInterval bounds how stale a cached key, user, budget or
 	// price can be when a change notification was missed.
 	cacheRefreshInterval = time.Second

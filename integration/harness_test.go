@@ -128,6 +128,15 @@ http://127.0.0.1:%d {
 // startGateway starts caddy with the given config and waits until it answers.
 func startGateway(t *testing.T, c gatewayConfig) *gateway {
 	t.Helper()
+	g := newGateway(t, c)
+	g.start()
+	return g
+}
+
+// newGateway prepares a caddy process with the given config, stopped when
+// the test ends; start (or launch and waitReady) runs it.
+func newGateway(t *testing.T, c gatewayConfig) *gateway {
+	t.Helper()
 	root := t.TempDir()
 	g := &gateway{
 		t:      t,
@@ -142,7 +151,6 @@ func startGateway(t *testing.T, c gatewayConfig) *gateway {
 	g.env = caddyEnv(g.home, "PROVIDER_KEY")
 	g.env = append(g.env, c.Env...)
 	g.writeConfig(c)
-	g.start()
 	t.Cleanup(g.stop)
 	return g
 }
@@ -154,8 +162,16 @@ func (g *gateway) writeConfig(c gatewayConfig) {
 	}
 }
 
-// start runs the caddy process on the current config file.
+// start runs the caddy process on the current config file and waits until
+// it answers.
 func (g *gateway) start() {
+	g.t.Helper()
+	g.launch()
+	g.waitReady()
+}
+
+// launch runs the caddy process on the current config file.
+func (g *gateway) launch() {
 	g.t.Helper()
 	g.cmd = exec.Command(caddyBin, "run", "--config", g.cfgPath, "--adapter", "caddyfile")
 	g.cmd.Env = g.env
@@ -168,7 +184,6 @@ func (g *gateway) start() {
 		_ = g.cmd.Wait()
 		close(g.exited)
 	}()
-	g.waitReady()
 }
 
 // waitReady polls /health until the gateway answers or the process exits.

@@ -420,6 +420,13 @@ func (g *gateway) chat(key string) {
 func startChecked(t *testing.T, c gatewayConfig) *gateway {
 	t.Helper()
 	g := startGateway(t, c)
+	checkOutputWhenDone(t, g)
+	return g
+}
+
+// checkOutputWhenDone stops g when the test ends and fails the test if g
+// reported a data race (when built with -race) or a panic.
+func checkOutputWhenDone(t *testing.T, g *gateway) {
 	t.Cleanup(func() {
 		g.stop()
 		out := g.output.String()
@@ -429,5 +436,4 @@ func startChecked(t *testing.T, c gatewayConfig) *gateway {
 			}
 		}
 	})
-	return g
 }

@@ -32,6 +32,7 @@ const (
 //	ok          non-stream answer, or a stream with a usage chunk when asked
 //	no-usage    like ok, but never any usage
 //	gated       a stream that sends one chunk, then waits for release()
+//	slow        a non-stream answer sent once the test sends on slow (or release())
 //	drop        a stream that sends one chunk, then drops the connection
 //	hang        never answers (until the request is cancelled)
 //	err-<code>  answers <code> with an OpenAI error body
@@ -39,12 +40,13 @@ type mockUpstream struct {
 	mockServer
 	requestLog
 	gate chan struct{}
+	slow chan struct{} // each send lets one slow request answer
 	once sync.Once
 }
 
 func newMockUpstream(t *testing.T) *mockUpstream {
 	t.Helper()
-	m := &mockUpstream{gate: make(chan struct{})}
+	m := &mockUpstream{gate: make(chan struct{}), slow: make(chan struct{})}
 	m.mockServer = startMockServer(t, m.serve, m.release)
 	return m
 }
@@ -92,6 +94,14 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	if req.Model == "hang" {
 		<-r.Context().Done()
 		return
+	}
+	if req.Model == "slow" {
+		select {
+		case <-m.slow:
+		case <-m.gate:
+		case <-r.Context().Done():
+			return
+		}
 	}
 	switch r.URL.Path {
 	case "/v1/messages/count_tokens":

@@ -51,21 +51,38 @@ type pgCluster struct {
 // each with the budget test's mock provider and prices.
 func startPostgresGateways(t *testing.T, n int) *pgCluster {
 	t.Helper()
+	c := postgresCluster(t, "")
+	for range n {
+		c.add(t)
+	}
+	return c
+}
+
+// postgresCluster prepares the config of caddy processes on one fresh
+// database: the budget test's mock provider and prices, the extra lines of
+// the llm_gateway block and the extra environment given.
+func postgresCluster(t *testing.T, extra string, env ...string) *pgCluster {
+	t.Helper()
 	c := &pgCluster{mock: newMockUpstream(t)}
 	c.dbURL, c.password = testDatabase(t)
 	c.config = gatewayConfig{
-		Env: []string{"GATEWAY_DATABASE_URL=" + c.dbURL},
+		Env: append([]string{"GATEWAY_DATABASE_URL=" + c.dbURL}, env...),
 		Block: fmt.Sprintf(`database_url {env.GATEWAY_DATABASE_URL}
 		database_max_conns 8
 		provider mock {
 			base_url %s
 		}
-		price mock:ok %v %v`, c.mock.BaseURL(), budgetInPrice, budgetOutPrice),
-	}
-	for range n {
-		c.gws = append(c.gws, startChecked(t, c.config))
+		price mock:ok %v %v`, c.mock.BaseURL(), budgetInPrice, budgetOutPrice) + extra,
 	}
 	return c
+}
+
+// add starts one more caddy process of the cluster.
+func (c *pgCluster) add(t *testing.T) *gateway {
+	t.Helper()
+	g := startChecked(t, c.config)
+	c.gws = append(c.gws, g)
+	return g
 }
 
 func TestPostgresInstancesShareKeys(t *testing.T) {
