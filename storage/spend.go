@@ -41,11 +41,7 @@ func (s *Store) ListSpendPeriods(owner SpendOwner, id string, limit int) ([]Spen
 			if len(suffix) != timestampKeySize {
 				return fmt.Errorf("malformed spend key %q", item.Key())
 			}
-			var spend Money
-			err := item.Value(func(v []byte) (err error) {
-				spend, err = decodeSpend(v)
-				return err
-			})
+			spend, err := itemSpend(item)
 			if err != nil {
 				return err
 			}
@@ -68,8 +64,13 @@ func readSpend(txn *badger.Txn, key []byte) (Money, error) {
 	if err != nil {
 		return 0, err
 	}
+	return itemSpend(item)
+}
+
+// itemSpend decodes the spend counter held by item.
+func itemSpend(item *badger.Item) (Money, error) {
 	var spend Money
-	err = item.Value(func(v []byte) (err error) {
+	err := item.Value(func(v []byte) (err error) {
 		spend, err = decodeSpend(v)
 		return err
 	})
