@@ -87,10 +87,15 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	if m, ok := g.state.meter.(*pgMeter); ok && !retrying {
+	if m, ok := g.state.meter.(*pgMeter); ok {
 		// A shared store settles the hold with the record, in one write:
 		// never a moment when neither the reservation nor the cost counts.
-		return g.store().SettleUsage(ctx, m, c.hold, rec)
+		// An attempt retried elsewhere leaves the hold to the last one.
+		hold := c.hold
+		if retrying {
+			hold = nil
+		}
+		return g.store().SettleUsage(ctx, m, hold, rec)
 	}
 	if !retrying {
 		// Settle before the commit so the next request sees the real cost.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/internal/money"
+	"github.com/llmgateway/caddy-llm-gateway/internal/spool"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 )
@@ -52,6 +53,7 @@ type pgMeter struct {
 	store    *postgres.Store
 	instance string
 	logger   *zap.Logger
+	spool    *spool.Spool // nil: a failed settlement is an error (tests)
 
 	mu      sync.Mutex
 	live    map[string]struct{}
@@ -186,13 +188,22 @@ func (m *pgMeter) Settle(h *metering.Hold, _ money.Money, tokens int64) {
 
 // settleUsage commits rec (its cost charged to its periods) and the
 // release of h, in one batched write; a settled or nil h leaves only the
-// record to write. When the write fails, the hold is released later.
+// record to write. When the database is unreachable, the settlement is
+// spooled to local disk instead (see spoolSettlement); when the write
+// fails otherwise, the hold is released later.
 func (m *pgMeter) settleUsage(ctx context.Context, h *metering.Hold, rec *storage.UsageRecord) error {
 	st := postgres.Settlement{Records: []*storage.UsageRecord{rec}, Tokens: rec.TotalTokens}
 	if m.take(h) {
 		st.HoldID = h.ID
 	}
 	err := m.store.Settle(ctx, st)
+	if err != nil && spoolable(err) && m.spool != nil {
+		serr := m.spoolSettlement(st, rec)
+		if serr == nil {
+			return nil
+		}
+		err = errors.Join(err, serr)
+	}
 	if err != nil && st.HoldID != "" {
 		m.releaseLater(st.HoldID, err)
 	}

@@ -61,7 +61,8 @@ type Gateway struct {
 	StoragePath string `json:"storage_path,omitempty"`
 
 	// PostgreSQL connection URL (`postgres://` or `postgresql://`): with
-	// it, the database holds all state (storage_path is unused), so several
+	// it, the database holds all state (storage_path only the spool of usage
+	// records written while the database is unreachable), so several
 	// Caddy instances on one database act as one gateway. Use a placeholder
 	// such as `{env.GATEWAY_DATABASE_URL}`, resolved when the config is
 	// loaded, so the password never appears in Caddy's JSON config. Every
@@ -185,16 +186,16 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			return err
 		}
 		g.database = &postgresConfig{url: db, maxConns: int32(min(g.DatabaseMaxConns, math.MaxInt32))}
-		if g.StoragePath != "" {
-			g.logger.Warn("storage_path is unused: database_url puts all state in PostgreSQL",
-				zap.String("storage_path", g.StoragePath))
-		}
-	} else {
-		dir, err := resolveStoragePath(repl.ReplaceKnown(g.StoragePath, ""))
-		if err != nil {
-			return err
-		}
-		g.storagePath = dir
+	}
+	// With a database, storage_path holds only the spool of usage records
+	// written during an outage.
+	dir, err := resolveStoragePath(repl.ReplaceKnown(g.StoragePath, ""))
+	if err != nil {
+		return err
+	}
+	g.storagePath = dir
+	if g.database != nil {
+		g.database.spoolDir = filepath.Join(dir, "spool")
 	}
 
 	g.configPrices = make(map[string]PriceConfig, len(g.Pricing))

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/spool"
 	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 )
 
@@ -37,6 +38,7 @@ const (
 type postgresConfig struct {
 	url      string // resolved; holds the password: never logged
 	maxConns int32
+	spoolDir string // where usage records wait out an outage
 }
 
 // newPostgresState opens the PostgreSQL store at cfg.url (migrating its
@@ -46,15 +48,28 @@ func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
 	logger := caddy.Log().Named("llm_gateway.postgres")
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
+	sp, err := spool.Open(cfg.spoolDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the usage spool: %w", err)
+	}
 	store, err := postgres.Open(ctx, postgres.Options{URL: cfg.url, MaxConns: cfg.maxConns, Logger: logger})
 	if err != nil {
+		sp.Close()
 		return nil, err
 	}
 	meter := newPGMeter(store, newInstanceID(), logger)
+	meter.spool = sp
 	logger.Info("instance joined the database",
-		zap.String("database", postgres.RedactURL(cfg.url)), zap.String("instance", meter.instance))
+		zap.String("database", postgres.RedactURL(cfg.url)), zap.String("instance", meter.instance),
+		zap.String("spool", sp.Dir()))
 	return startGatewayState(store, meter,
 		func(ctx context.Context, _ *gatewayState) { runLeases(ctx, meter) },
+		func(ctx context.Context, _ *gatewayState) {
+			meter.deliverSpool(ctx)
+			if err := sp.Close(); err != nil {
+				logger.Warn("closing the usage spool", zap.Error(err))
+			}
+		},
 		func(ctx context.Context, st *gatewayState) {
 			store.Listen(ctx, func(postgres.Change) { st.cache.invalidate() })
 		},

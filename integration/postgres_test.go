@@ -227,46 +227,32 @@ func TestPostgresURLOfAnotherSchemeIsAConfigError(t *testing.T) {
 
 func TestPostgresOutageAnswers503AndServiceResumes(t *testing.T) {
 	t.Parallel()
-	c := startPostgresGateways(t, 1)
-	g := c.gws[0]
-	k := g.newKey(map[string]any{"user_id": "pg-erin"})
-	chat := func() *response {
-		return g.do("POST", "/v1/chat/completions", budgetRequest, bearer(k.Key)...)
-	}
-	expect(t, chat(), http.StatusOK)
+	s := newOutageScene(t, "pg-erin")
+	g := s.g
+	expect(t, s.chat(), http.StatusOK)
 	expect(t, g.do("GET", "/health/readiness", nil), http.StatusOK)
 
-	// The database goes away: its connections are cut and new ones refused.
-	u, err := url.Parse(c.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	admin := pgtest.URL(t)
-	pgtest.Exec(t, admin, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
-	t.Cleanup(func() { pgtest.Exec(t, admin, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true") })
-	pgtest.Count(t, admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '"+name+"'")
-
-	requestsBefore := len(c.mock.Requests())
+	requestsBefore := len(s.c.mock.Requests())
+	s.cut(t)
 	waitFor(t, "inference answered 503 while the database is down", func() bool {
-		return expectOneOf(t, chat(), http.StatusServiceUnavailable, http.StatusOK)
+		return expectOneOf(t, s.chat(), http.StatusServiceUnavailable, http.StatusOK)
 	})
-	expectError(t, chat(), http.StatusServiceUnavailable, "Database unavailable")
+	expectError(t, s.chat(), http.StatusServiceUnavailable, "Database unavailable")
 	expectError(t, g.adminDo("GET", "/v1/users", nil), http.StatusServiceUnavailable, "Database unavailable")
 	expect(t, g.do("GET", "/health/readiness", nil), http.StatusServiceUnavailable)
-	before := len(c.mock.Requests())
-	expect(t, chat(), http.StatusServiceUnavailable)
-	if after := len(c.mock.Requests()); after != before {
+	before := len(s.c.mock.Requests())
+	expect(t, s.chat(), http.StatusServiceUnavailable)
+	if after := len(s.c.mock.Requests()); after != before {
 		t.Fatalf("a request reached the provider while the database was down (%d → %d, %d before the outage)", before, after, requestsBefore)
 	}
 
 	// It comes back: service resumes by itself.
-	pgtest.Exec(t, admin, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
+	s.restore()
 	waitFor(t, "inference served again once the database is back", func() bool {
-		return expectOneOf(t, chat(), http.StatusOK, http.StatusServiceUnavailable)
+		return expectOneOf(t, s.chat(), http.StatusOK, http.StatusServiceUnavailable)
 	})
 	expect(t, g.do("GET", "/health/readiness", nil), http.StatusOK)
-	assertNoSecret(t, "the gateway's log", []byte(g.output.String()), c.password)
+	assertNoSecret(t, "the gateway's log", []byte(g.output.String()), s.c.password)
 }
 
 func TestPostgresReloadSharesThePool(t *testing.T) {
