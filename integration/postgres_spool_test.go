@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,7 +28,7 @@ func newOutageScene(t *testing.T, user string) *outageScene {
 	t.Helper()
 	c := startPostgresGateways(t, 0)
 	cfg := c.config
-	cfg.Block += fmt.Sprintf("\n\t\tprice mock:gated %v %v", budgetInPrice, budgetOutPrice)
+	cfg.Block += fleetPrices
 	g := startChecked(t, cfg)
 	u, err := url.Parse(c.dbURL)
 	if err != nil {
@@ -75,19 +74,20 @@ func (s *outageScene) restore() {
 
 const gatedStreamWithUsage = `{"model":"mock:gated","stream":true,"stream_options":{"include_usage":true},"max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
 
-// completeDuringOutage admits n slow streams, cuts the database while the
-// provider holds them, checks that new requests are refused before any
-// provider is asked, then lets the streams complete: whole, their
-// records spooled.
+// completeDuringOutage admits n slow streams and n slow non-stream
+// requests, cuts the database while the provider holds them, checks that
+// new requests are refused before any provider is asked, then lets them
+// complete: whole, their records spooled.
 func (s *outageScene) completeDuringOutage(t *testing.T, n int) {
 	t.Helper()
 	expect(t, s.chat(), http.StatusOK)
 	before := len(s.c.mock.Requests())
-	streams := make(chan *response, n)
+	streams, answers := make(chan *response, n), make(chan *response, n)
 	for range n {
 		go func() { streams <- s.post(gatedStreamWithUsage) }()
+		go func() { answers <- s.post(slowRequest) }()
 	}
-	waitFor(t, "every slow request at the provider", func() bool { return len(s.c.mock.Requests()) >= before+n })
+	waitFor(t, "every slow request at the provider", func() bool { return len(s.c.mock.Requests()) >= before+2*n })
 
 	s.cut(t)
 	waitFor(t, "inference answered 503 while the database is down", func() bool {
@@ -106,10 +106,13 @@ func (s *outageScene) completeDuringOutage(t *testing.T, n int) {
 		if !strings.Contains(string(r.Body), "data: [DONE]") {
 			t.Fatalf("a stream completed during the outage without [DONE]:\n%s", r.Body)
 		}
+		if r := <-answers; expect(t, r, http.StatusOK).Map(t)["choices"] == nil {
+			t.Fatalf("an answer completed during the outage without choices:\n%s", r.Body)
+		}
 	}
 	// The log reaches the test through a pipe, maybe after the response.
 	waitFor(t, "a record spooled for every stream completed during the outage", func() bool {
-		return strings.Count(s.g.output.String(), "usage record spooled") >= n
+		return strings.Count(s.g.output.String(), "usage record spooled") >= 2*n
 	})
 	expectError(t, s.chat(), http.StatusServiceUnavailable, "Database unavailable")
 }
