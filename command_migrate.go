@@ -12,6 +12,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 	"github.com/llmgateway/caddy-llm-gateway/storage/transfer"
 )
@@ -90,48 +91,48 @@ func runMigrate(out io.Writer, f migrateFlags) (int, error) {
 	case f.to == "":
 		return exitMigrateUsage, errors.New("migrate: no destination: give --to <database_url> or set GATEWAY_DATABASE_URL")
 	}
+	var src *storage.Store
+	if f.from != "" {
+		// The source first: a missing or busy store touches no database.
+		var err error
+		if src, err = transfer.OpenBadger(f.from); err != nil {
+			return migrateExitCode(err), fmt.Errorf("migrate: %w", err)
+		}
+		defer src.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dst, err := postgres.Open(ctx, postgres.Options{URL: f.to})
 	if err != nil {
-		code := 1
-		if postgres.IsUnavailable(err) {
-			code = exitMigrateUnreachable
-		}
-		return code, fmt.Errorf("migrate: destination %s: %w", postgres.RedactURL(f.to), err)
+		return migrateExitCode(err), fmt.Errorf("migrate: destination %s: %w", postgres.RedactURL(f.to), err)
 	}
 	defer dst.Close()
 
 	var counts transfer.Counts
 	source := f.from
-	if f.from != "" {
-		counts, err = copyBadger(f.from, dst)
+	if src != nil {
+		counts, err = transfer.FromBadger(src, dst)
 	} else {
 		source = postgres.RedactURL(f.fromAnyLLM)
 		counts, err = transfer.FromAnyLLM(ctx, f.fromAnyLLM, dst)
 	}
 	if err != nil {
-		code := 1
-		switch {
-		case errors.Is(err, transfer.ErrSourceMissing):
-			code = exitMigrateNoSource
-		case errors.Is(err, transfer.ErrSourceLocked):
-			code = exitMigrateLocked
-		case postgres.IsUnavailable(err):
-			code = exitMigrateUnreachable
-		}
-		return code, fmt.Errorf("migrate: copying from %s: %w (copied so far: %s)", source, err, countsLine(counts))
+		return migrateExitCode(err), fmt.Errorf("migrate: copying from %s: %w (copied before the failure: %s)", source, err, countsLine(counts))
 	}
 	return writeMigrateSummary(out, f.json, source, postgres.RedactURL(f.to), counts)
 }
 
-func copyBadger(dir string, dst *postgres.Store) (transfer.Counts, error) {
-	src, err := transfer.OpenBadger(dir)
-	if err != nil {
-		return transfer.Counts{}, err
+// migrateExitCode is the exit code for a failed migration.
+func migrateExitCode(err error) int {
+	switch {
+	case errors.Is(err, transfer.ErrSourceMissing):
+		return exitMigrateNoSource
+	case errors.Is(err, transfer.ErrSourceLocked):
+		return exitMigrateLocked
+	case postgres.IsUnavailable(err):
+		return exitMigrateUnreachable
 	}
-	defer src.Close()
-	return transfer.FromBadger(src, dst)
+	return 1
 }
 
 func writeMigrateSummary(out io.Writer, asJSON bool, from, to string, c transfer.Counts) (int, error) {

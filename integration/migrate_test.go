@@ -6,8 +6,11 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage/postgres/pgtest"
 )
 
 // migrate runs `caddy llm-gateway migrate` with args and returns its
@@ -49,6 +52,9 @@ func TestMigrateMovesABadgerGatewayIntoPostgres(t *testing.T) {
 	if out, code := migrate(t, password, "--from", filepath.Join(t.TempDir(), "none"), "--to", dbURL); code != 3 {
 		t.Fatalf("migrating a missing store: exit %d:\n%s", code, out)
 	}
+	if n := pgtest.Count(t, dbURL, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"); n != 0 {
+		t.Fatalf("a migration refused for its source created the schema (%d tables)", n)
+	}
 	badger.stop()
 
 	out, code := migrate(t, password, "--from", badger.Dir, "--to", dbURL, "--json")
@@ -88,5 +94,18 @@ func TestMigrateMovesABadgerGatewayIntoPostgres(t *testing.T) {
 	pg.chat(alice) // and the moved key goes on spending
 	if got := pg.spend(t, "/v1/users/mig-alice"); got <= aliceSpend {
 		t.Errorf("mig-alice's spend after one more request: %v, was %v", got, aliceSpend)
+	}
+}
+
+func TestMigrateReportsAnUnreachableDatabaseWithoutItsPassword(t *testing.T) {
+	t.Parallel()
+	const password = "pw-of-a-database-nobody-runs"
+	url := "postgres://gateway:" + password + "@127.0.0.1:" + strconv.Itoa(freePort(t)) + "/gateway?sslmode=disable"
+	out, code := migrate(t, password, "--from-anyllm", url, "--to", url)
+	if code != 5 || !strings.Contains(out, "xxxxx") {
+		t.Fatalf("unreachable database: exit %d:\n%s", code, out)
+	}
+	if out, code := migrate(t, password, "--to", url); code != 2 {
+		t.Fatalf("no source: exit %d:\n%s", code, out)
 	}
 }
