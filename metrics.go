@@ -28,6 +28,8 @@ var gatewayMetrics struct {
 	authFailures    *prometheus.CounterVec
 	upstreamLatency *prometheus.HistogramVec
 	firstToken      *prometheus.HistogramVec
+	spooled         prometheus.Counter
+	spoolDelivered  prometheus.Counter
 }
 
 func initMetrics(registry *prometheus.Registry) error {
@@ -77,10 +79,19 @@ func initMetrics(registry *prometheus.Registry) error {
 			Help:    "Time until the first streamed event of a provider reached the client.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 		}, []string{"provider"})
+		m.spooled = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_usage_spooled_total",
+			Help: "Usage records written to the local spool while the database was unreachable.",
+		})
+		m.spoolDelivered = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_usage_spool_delivered_total",
+			Help: "Spooled usage records delivered to the database.",
+		})
 	})
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.active, m.tokens, m.cost, m.budgetExceeded,
 		m.rateLimitHits, m.authFailures, m.upstreamLatency, m.firstToken,
+		m.spooled, m.spoolDelivered,
 	} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError

@@ -54,6 +54,7 @@ func (m *pgMeter) spoolSettlement(st postgres.Settlement, rec *storage.UsageReco
 	if err := m.spool.Put(payload); err != nil {
 		return fmt.Errorf("spooling usage record %s: %w", rec.ID, err)
 	}
+	gatewayMetrics.spooled.Inc()
 	m.logger.Warn("database unavailable: usage record spooled to local disk, to be delivered once it is back",
 		zap.String("request_id", rec.RequestID), zap.String("record_id", rec.ID), zap.String("spool", m.spool.Dir()))
 	return nil
@@ -65,6 +66,7 @@ func (m *pgMeter) deliverSpool(ctx context.Context) {
 	m.spool.Run(ctx, spool.Delivery{
 		Deliver: m.deliverSpooled,
 		Delivered: func(n, left int) {
+			gatewayMetrics.spoolDelivered.Add(float64(n))
 			m.logger.Warn("spooled usage records delivered to the database",
 				zap.Int("delivered", n), zap.Int("still_spooled", left))
 		},

@@ -114,6 +114,9 @@ func (s *outageScene) completeDuringOutage(t *testing.T, n int) {
 	waitFor(t, "a record spooled for every stream completed during the outage", func() bool {
 		return strings.Count(s.g.output.String(), "usage record spooled") >= 2*n
 	})
+	if got := s.g.metrics(t)["gateway_usage_spooled_total"]; got < float64(2*n) {
+		t.Fatalf("gateway_usage_spooled_total = %v after %d records spooled", got, 2*n)
+	}
 	expectError(t, s.chat(), http.StatusServiceUnavailable, "Database unavailable")
 }
 
@@ -140,6 +143,10 @@ func (s *outageScene) assertEveryServedRecordedOnce(t *testing.T, user string) {
 	waitFor(t, "a log line saying the spool was delivered", func() bool {
 		return logHas(s.g.output.String(), "spooled usage records delivered to the database")
 	})
+	m := s.g.metrics(t)
+	if m["gateway_usage_spool_delivered_total"] < 1 {
+		t.Fatalf("gateway_usage_spool_delivered_total = %v after a delivery", m["gateway_usage_spool_delivered_total"])
+	}
 	spend := s.ig.spend(t, "/v1/users/"+user)
 	if spend == 0 {
 		t.Fatal("no spend charged")
