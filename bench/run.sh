@@ -8,6 +8,10 @@
 #                           and stream, against (a), (b) and (c)
 #   ./bench/run.sh scale    100,000 keys and 1,000,000 usage records, then
 #                           start-up time, RSS under load, /v1/usage latency
+#   ./bench/run.sh fleet    PostgreSQL mode: (b) and (c) beside (d) llm_gateway
+#                           with database_url, one instance, and (d3) three
+#                           instances on one database; non-stream c=1 and
+#                           c=64, stream c=64; database round trips per request
 #
 # Settings (environment):
 #   BENCH_DURATION=10s        measured time per row
@@ -20,6 +24,9 @@
 #   BENCH_PORT=18400          mock; +1 reverse_proxy, +2 gateway
 #   BENCH_SCALE_KEYS=100000  BENCH_SCALE_RECORDS=1000000  BENCH_SCALE_USERS=1000
 #   BENCH_SCALE_CONCURRENCY=64  BENCH_USAGE_REQUESTS=200
+#   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+#                             (fleet) a server on which each run creates a
+#                             fresh database, dropped after; needs psql
 #
 # Needs Go and bash, coreutils and /proc; nothing else. Everything it makes
 # lives in bench/.bin (binaries), bench/.run (store, logs, raw results) and
@@ -30,9 +37,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 MODE=${1:-sweep}
 case $MODE in
-sweep | scale) ;;
+sweep | scale | fleet) ;;
 *)
-	echo "usage: $0 [scale]" >&2
+	echo "usage: $0 [scale|fleet]" >&2
 	exit 2
 	;;
 esac
@@ -50,6 +57,7 @@ SCALE_RECORDS=${BENCH_SCALE_RECORDS:-1000000}
 SCALE_USERS=${BENCH_SCALE_USERS:-1000}
 SCALE_CONCURRENCY=${BENCH_SCALE_CONCURRENCY:-64}
 USAGE_REQUESTS=${BENCH_USAGE_REQUESTS:-200}
+DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 
 MOCK_PORT=$PORT
 PROXY_PORT=$((PORT + 1))
@@ -57,6 +65,7 @@ GW_PORT=$((PORT + 2))
 MOCK=http://127.0.0.1:$MOCK_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT
 GW=http://127.0.0.1:$GW_PORT
+PG_PORTS=($((PORT + 3)) $((PORT + 4)) $((PORT + 5)))
 
 BIN=$ROOT/bench/.bin
 RUN=$ROOT/bench/.run/$MODE
@@ -67,13 +76,13 @@ RESULTS=$ROOT/bench/results
 COMMAND=""
 for v in BENCH_DURATION BENCH_WARMUP BENCH_CONCURRENCY BENCH_MODES BENCH_CONTENT_BYTES BENCH_CHUNKS \
 	BENCH_CHUNK_DELAY BENCH_PORT BENCH_SCALE_KEYS BENCH_SCALE_RECORDS BENCH_SCALE_USERS \
-	BENCH_SCALE_CONCURRENCY BENCH_USAGE_REQUESTS; do
+	BENCH_SCALE_CONCURRENCY BENCH_USAGE_REQUESTS BENCH_DATABASE_URL; do
 	if [[ -n ${!v:-} ]]; then
 		COMMAND+="$v=$(printf '%q' "${!v}") "
 	fi
 done
 COMMAND+="./bench/run.sh"
-[[ $MODE == scale ]] && COMMAND+=" scale"
+[[ $MODE != sweep ]] && COMMAND+=" $MODE"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -82,6 +91,9 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 MOCK_PID=""
 CADDY_PID=""
 SAMPLER_PID=""
+PG_PIDS=()
+BENCH_DB=""
+PG_URL=""
 STARTUP_MS=""
 READY_RSS=0
 COMMIT=unknown
@@ -107,7 +119,12 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$SAMPLER_PID"
 	stop_pid "$CADDY_PID"
+	local p
+	for p in "${PG_PIDS[@]}"; do stop_pid "$p"; done
 	stop_pid "$MOCK_PID"
+	if [[ -n $BENCH_DB ]]; then
+		psql "$DATABASE_URL" -Atqc "DROP DATABASE IF EXISTS $BENCH_DB" >/dev/null 2>&1 || true
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -380,13 +397,200 @@ scale() {
 	log "wrote bench/results/scale.md"
 }
 
+# --- PostgreSQL mode ---------------------------------------------------------
+
+# db_url_of name: DATABASE_URL with its database replaced by name.
+db_url_of() {
+	local base=${DATABASE_URL%%\?*} query=""
+	[[ $DATABASE_URL == *\?* ]] && query="?${DATABASE_URL#*\?}"
+	echo "${base%/*}/$1$query"
+}
+
+commits() { # the committed transactions of the bench database so far
+	psql "$DATABASE_URL" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname = '$BENCH_DB'"
+}
+
+start_pg_gateway() { # index port: one llm_gateway with database_url on port
+	local i=$1 port=$2
+	cat >"$RUN/Caddyfile.pg$i" <<EOF
+{
+	admin off
+	persist_config off
+	auto_https off
+	grace_period 2s
+	log {
+		level WARN
+	}
+}
+
+# (d) the gateway in PostgreSQL mode, everything on as in (c).
+http://127.0.0.1:$port {
+	bind 127.0.0.1
+	llm_gateway {
+		master_key {env.BENCH_MASTER_KEY}
+		database_url {env.GATEWAY_DATABASE_URL}
+		provider mock {
+			base_url $MOCK/v1
+		}
+		price mock:bench 0.15 0.60
+	}
+}
+EOF
+	XDG_CONFIG_HOME=$RUN/xdg$i/config XDG_DATA_HOME=$RUN/xdg$i/data GATEWAY_DATABASE_URL=$PG_URL \
+		"$BIN/caddy" run --config "$RUN/Caddyfile.pg$i" --adapter caddyfile >"$RUN/caddy.pg$i.log" 2>&1 &
+	PG_PIDS+=($!)
+}
+
+json_field() { # file field: a top-level number of a loadgen report
+	sed -n "s/^  \"$2\": \([0-9.]*\).*/\1/p" "$1"
+}
+
+latency_field() { # file field: a latency figure of a loadgen report
+	sed -n "s/^    \"$2\": \([0-9.]*\).*/\1/p" "$1" | head -1
+}
+
+# fleet_row name body stream c: c connections spread over the three
+# PostgreSQL instances at once (one loadgen each); the row's rps is their
+# sum, its latencies those of the first instance's share.
+fleet_row() {
+	local name=$1 body=$2 stream=$3 c=$4 i share pids=() rps=0 r
+	for i in 0 1 2; do
+		share=$(((c + 2 - i) / 3))
+		((share > 0)) || share=1
+		local args=(-url "http://127.0.0.1:${PG_PORTS[$i]}/v1/chat/completions" -body-file "$body" -c "$share"
+			-d "$DURATION" -warmup "$WARMUP" -json -H "Authorization: Bearer $VKEY")
+		((stream)) && args+=(-stream)
+		"$BIN/loadgen" "${args[@]}" >"$ROWS/$name.$i.json" 2>"$ROWS/$name.$i.err" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || true; done
+	for i in 0 1 2; do
+		r=$(json_field "$ROWS/$name.$i.json" rps)
+		rps=$(awk -v a="$rps" -v b="${r:-0}" 'BEGIN { print a + b }')
+		[[ -s $ROWS/$name.$i.err ]] || rm -f "$ROWS/$name.$i.err"
+	done
+	echo "$rps" >"$ROWS/$name.rps"
+	log "$(printf '%-22s %10.0f req/s over 3 instances' "$name" "$rps")"
+}
+
+# round_trips: database statements per request on the hot path. An
+# admission is one statement and settlements are group-committed, one
+# statement per batch; each runs in a transaction of its own, so the
+# database's commit count is its round trips. The commits of the instances
+# idle for as long (lease renewals, cache reloads) are subtracted. The
+# statistics reach pg_stat_database within 10 s of a backend going idle,
+# hence the waits.
+round_trips() {
+	local n=2000 t0 t1 c0 c1 i0 i1 reqs
+	sleep 11
+	c0=$(commits)
+	t0=$(date +%s)
+	"$BIN/loadgen" -url "http://127.0.0.1:${PG_PORTS[0]}/v1/chat/completions" -body-file "$RUN/chat.json" \
+		-c 1 -n "$n" -json -H "Authorization: Bearer $VKEY" >"$ROWS/roundtrips.json"
+	t1=$(date +%s)
+	sleep 11
+	c1=$(commits)
+	i0=$c1
+	sleep $((t1 - t0 + 1))
+	sleep 11
+	i1=$(commits)
+	reqs=$(json_field "$ROWS/roundtrips.json" requests)
+	echo "$reqs $((c1 - c0)) $((i1 - i0))" >"$ROWS/roundtrips"
+	log "round trips: $((c1 - c0)) commits for $reqs requests (c=1), $((i1 - i0)) commits idle"
+}
+
+fleet() {
+	command -v psql >/dev/null || {
+		echo "bench: fleet needs psql" >&2
+		return 1
+	}
+	psql "$DATABASE_URL" -Atqc "SELECT 1" >/dev/null || {
+		echo "bench: no PostgreSQL answers at BENCH_DATABASE_URL" >&2
+		return 1
+	}
+	BENCH_DB=llmgw_bench_$(date +%s)_$$
+	psql "$DATABASE_URL" -Atqc "CREATE DATABASE $BENCH_DB" >/dev/null
+	PG_URL=$(db_url_of "$BENCH_DB")
+	write_bodies
+	write_caddyfile "$RUN/store"
+	start_mock
+	log "starting caddy: (b) $PROXY reverse_proxy, (c) $GW llm_gateway (Badger)"
+	start_caddy
+	VKEY=$("$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY")
+	local badger_key=$VKEY pg_key i
+	log "starting (d): three llm_gateway instances on database $BENCH_DB, ports ${PG_PORTS[*]}"
+	for i in 0 1 2; do start_pg_gateway "$i" "${PG_PORTS[$i]}"; done
+	for i in 0 1 2; do
+		"$BIN/benchctl" wait -url "http://127.0.0.1:${PG_PORTS[$i]}/health/readiness" -timeout 60s >/dev/null || {
+			cat "$RUN/caddy.pg$i.log" >&2
+			return 1
+		}
+	done
+	pg_key=$("$BIN/benchctl" setup -url "http://127.0.0.1:${PG_PORTS[0]}" -master "$BENCH_MASTER_KEY")
+	for i in 0 1 2; do
+		"$BIN/benchctl" check -url "http://127.0.0.1:${PG_PORTS[$i]}/v1/chat/completions" -key "$pg_key" -body-file "$RUN/chat.json"
+	done
+	"$BIN/benchctl" check -url "http://127.0.0.1:${PG_PORTS[0]}/v1/chat/completions" -key "$pg_key" -body-file "$RUN/chat-stream.json" -stream
+	log "smoke test: every instance answers 200 with the virtual key"
+
+	local row m c stream body
+	for row in nonstream:1 nonstream:64 stream:64; do
+		m=${row%:*} c=${row#*:}
+		stream=0 body=$RUN/chat.json
+		[[ $m == stream ]] && stream=1 body=$RUN/chat-stream.json
+		VKEY=$badger_key
+		run_row "$m-c$c-b" "$PROXY/v1/chat/completions" "$body" "$stream" "$c" 0
+		run_row "$m-c$c-c" "$GW/v1/chat/completions" "$body" "$stream" "$c" 0
+		VKEY=$pg_key
+		run_row "$m-c$c-d" "http://127.0.0.1:${PG_PORTS[0]}/v1/chat/completions" "$body" "$stream" "$c" 0
+		fleet_row "$m-c$c-d3" "$body" "$stream" "$c"
+	done
+	round_trips
+	fleet_report
+}
+
+# fleet_report writes bench/results/fleet.md from the rows.
+fleet_report() {
+	local out=$RESULTS/fleet.md row m c t f rps reqs busy idle
+	mkdir -p "$RESULTS"
+	{
+		echo "# PostgreSQL mode"
+		echo
+		echo "\`$COMMAND\` at $COMMIT, $(go version | cut -d' ' -f3), $(nproc) cores; $DURATION per row after a $WARMUP warm-up."
+		echo
+		echo "| row | target | req/s | p50 ms | p99 ms | errors |"
+		echo "|---|---|---:|---:|---:|---:|"
+		for row in nonstream:1 nonstream:64 stream:64; do
+			m=${row%:*} c=${row#*:}
+			for t in b c d d3; do
+				f=$ROWS/$m-c$c-$t.json
+				rps=""
+				if [[ $t == d3 ]]; then
+					f=$ROWS/$m-c$c-$t.0.json
+					rps=$(cat "$ROWS/$m-c$c-$t.rps")
+				fi
+				[[ -n $rps ]] || rps=$(json_field "$f" rps)
+				printf '| %s c=%s | %s | %.0f | %.3f | %.3f | %s |\n' "$m" "$c" "$t" "${rps:-0}" \
+					"$(latency_field "$f" p50_ms)" "$(latency_field "$f" p99_ms)" "$(json_field "$f" errors)"
+			done
+		done
+		echo
+		echo "b: plain reverse_proxy; c: llm_gateway, Badger; d: llm_gateway with database_url, one instance;"
+		echo "d3: three instances on one database, the connections split over them (req/s summed; latencies of the first instance's share)."
+		echo
+		read -r reqs busy idle <"$ROWS/roundtrips"
+		echo "Database round trips: $busy statements committed for $reqs non-stream requests at c=1 on (d), $idle by the idle instances over as long: $(awk -v b="$busy" -v i="$idle" -v n="$reqs" 'BEGIN { printf "%.2f", (b - i) / n }') per request."
+	} >"$out"
+	log "wrote bench/results/fleet.md"
+}
+
 # --- main --------------------------------------------------------------------
 
 command -v go >/dev/null || {
 	echo "bench: go is not on PATH" >&2
 	exit 1
 }
-for p in "$MOCK_PORT" "$PROXY_PORT" "$GW_PORT"; do
+for p in "$MOCK_PORT" "$PROXY_PORT" "$GW_PORT" "${PG_PORTS[@]}"; do
 	if ! port_free "$p"; then
 		echo "bench: port $p is in use; set BENCH_PORT to another base port" >&2
 		exit 1
@@ -400,8 +604,8 @@ BENCH_MASTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export BENCH_MASTER_KEY
 VKEY=""
 
-if [[ $MODE == sweep ]]; then
-	sweep
-else
-	scale
-fi
+case $MODE in
+sweep) sweep ;;
+scale) scale ;;
+fleet) fleet ;;
+esac
