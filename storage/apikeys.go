@@ -273,6 +273,10 @@ func (s *Store) TouchKey(id string, t time.Time) error {
 	return nil
 }
 
+// ValidateKey checks the fields a key's lookups are built from, for every
+// store.
+func ValidateKey(k *APIKey) error { return validateKey(k) }
+
 // validateKey checks the fields the key indexes are built from.
 func validateKey(k *APIKey) error {
 	switch {

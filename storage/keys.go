@@ -167,6 +167,10 @@ func concat(parts ...[]byte) []byte {
 	return b
 }
 
+// ValidID reports whether id can be used as a user, key, budget or record
+// id: every store (Badger, PostgreSQL) applies this one rule.
+func ValidID(id string) bool { return validID(id) }
+
 // validID reports whether id can be used as a user, key or budget id.
 func validID(id string) bool {
 	return id != "" && !strings.Contains(id, indexSeparator)

@@ -55,19 +55,6 @@ func keyArgs(k *storage.APIKey) ([]any, error) {
 		k.BudgetStartedAt, k.RPMLimit, k.TPMLimit, changes}, nil
 }
 
-// validateKey checks the fields the key's lookups are built from.
-func validateKey(k *storage.APIKey) error {
-	switch {
-	case !validID(k.ID):
-		return fmt.Errorf("invalid key id %q", k.ID)
-	case !validID(k.UserID):
-		return fmt.Errorf("invalid user id %q", k.UserID)
-	case k.KeyHash == "":
-		return errors.New("empty key hash")
-	}
-	return nil
-}
-
 // lockKeyOwner takes a share lock on the user's row and reports whether
 // the user may own keys: storage.ErrNotFound when it does not exist,
 // storage.ErrUserDeleted when it is soft deleted. The lock makes a
@@ -94,7 +81,7 @@ func lockKeyOwner(ctx context.Context, tx pgx.Tx, userID string) error {
 // same time either commits first and makes this fail, or deactivates the
 // new key.
 func (s *Store) CreateKey(k *storage.APIKey, newUser *storage.User) error {
-	if err := validateKey(k); err != nil {
+	if err := storage.ValidateKey(k); err != nil {
 		return fmt.Errorf("creating key: %w", err)
 	}
 	if newUser != nil && newUser.UserID != k.UserID {
@@ -174,7 +161,7 @@ func (s *Store) UpdateKey(id string, fn func(*storage.APIKey) error) (*storage.A
 	}
 	save := func(ctx context.Context, tx pgx.Tx, k *storage.APIKey) error {
 		k.ID = id
-		if err := validateKey(k); err != nil {
+		if err := storage.ValidateKey(k); err != nil {
 			return err
 		}
 		normalizeKey(k)

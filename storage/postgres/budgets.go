@@ -39,7 +39,7 @@ func budgetArgs(b *storage.Budget) ([]any, error) {
 // CreateBudget stores b, failing with storage.ErrExists when its id is
 // taken.
 func (s *Store) CreateBudget(b *storage.Budget) error {
-	if !validID(b.BudgetID) {
+	if !storage.ValidID(b.BudgetID) {
 		return fmt.Errorf("creating budget: invalid budget id %q", b.BudgetID)
 	}
 	normalizeBudget(b)

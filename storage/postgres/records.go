@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/storage"
@@ -64,12 +63,6 @@ func normalizeBudget(b *storage.Budget) {
 	if len(b.DurationChanges) == 0 {
 		b.DurationChanges = nil
 	}
-}
-
-// validID mirrors the Badger store's rule: ids are non-empty and hold no
-// NUL byte (which PostgreSQL text cannot hold either).
-func validID(id string) bool {
-	return id != "" && !strings.Contains(id, "\x00")
 }
 
 // jsonParam is the value written to a json column for raw: NULL when

@@ -94,11 +94,11 @@ func validateRecord(rec *storage.UsageRecord) error {
 		return errors.New("zero timestamp")
 	case rec.Cost < 0:
 		return fmt.Errorf("negative cost %s", rec.Cost)
-	case !validID(rec.ID):
+	case !storage.ValidID(rec.ID):
 		return fmt.Errorf("invalid record id %q", rec.ID)
-	case rec.UserID != "" && !validID(rec.UserID):
+	case rec.UserID != "" && !storage.ValidID(rec.UserID):
 		return fmt.Errorf("invalid user id %q", rec.UserID)
-	case rec.APIKeyID != "" && !validID(rec.APIKeyID):
+	case rec.APIKeyID != "" && !storage.ValidID(rec.APIKeyID):
 		return fmt.Errorf("invalid key id %q", rec.APIKeyID)
 	}
 	rec.Timestamp = truncTime(rec.Timestamp)

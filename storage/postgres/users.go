@@ -41,7 +41,7 @@ func userArgs(u *storage.User) ([]any, error) {
 // budget row, so a concurrent DeleteBudget either commits first and makes
 // this fail, or waits and then clears the new user.
 func (s *Store) CreateUser(u *storage.User) error {
-	if !validID(u.UserID) {
+	if !storage.ValidID(u.UserID) {
 		return fmt.Errorf("creating user: invalid user id %q", u.UserID)
 	}
 	normalizeUser(u)
