@@ -87,21 +87,14 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	if m, ok := g.state.meter.(*pgMeter); ok {
-		// A shared store settles the hold with the record, in one write:
-		// never a moment when neither the reservation nor the cost counts.
-		// An attempt retried elsewhere leaves the hold to the last one.
-		hold := c.hold
-		if retrying {
-			hold = nil
-		}
-		return g.store().SettleUsage(ctx, m, hold, rec)
+	// The hold is settled with the record, in one write where the store
+	// allows it: never a moment when neither the reservation nor the cost
+	// counts. An attempt retried elsewhere leaves the hold to the last one.
+	hold := c.hold
+	if retrying {
+		hold = nil
 	}
-	if !retrying {
-		// Settle before the commit so the next request sees the real cost.
-		g.state.meter.Settle(c.hold, rec.Cost, rec.TotalTokens)
-	}
-	return g.store().RecordUsage(ctx, rec)
+	return g.store().SettleUsage(ctx, hold, rec)
 }
 
 // price returns the stored price of provider:model, or nil if it has none.

@@ -46,7 +46,7 @@ const releaseTimeout = 5 * time.Second
 // pgMeter is the metering.Meter of an instance sharing a PostgreSQL store
 // with others: every decision is one atomic Admit in the database, and
 // what a request holds is released in the database, with its usage record
-// when it has one (settleUsage). It keeps no balance in memory: only the
+// when it has one (SettleUsage). It keeps no balance in memory: only the
 // ids of its live holds, so that settling twice does nothing, and the ids
 // of holds whose release failed, retried by the lease loop.
 type pgMeter struct {
@@ -174,7 +174,7 @@ func (m *pgMeter) take(h *metering.Hold) bool {
 
 // Settle implements metering.Meter. Without a usage record it can only
 // release the hold, with tokens as its rate-limit entries' count: a cost
-// is charged by the record, which settleUsage writes with the release.
+// is charged by the record, which SettleUsage writes with the release.
 func (m *pgMeter) Settle(h *metering.Hold, _ money.Money, tokens int64) {
 	if !m.take(h) {
 		return
@@ -186,12 +186,12 @@ func (m *pgMeter) Settle(h *metering.Hold, _ money.Money, tokens int64) {
 	}
 }
 
-// settleUsage commits rec (its cost charged to its periods) and the
-// release of h, in one batched write; a settled or nil h leaves only the
-// record to write. When the database is unreachable, the settlement is
+// SettleUsage implements usageMeter: it commits rec (its cost charged to
+// its periods) and the release of h, in one batched write; a settled or
+// nil h leaves only the record to write. When the database is unreachable, the settlement is
 // spooled to local disk instead (see spoolSettlement); when the write
 // fails otherwise, the hold is released later.
-func (m *pgMeter) settleUsage(ctx context.Context, h *metering.Hold, rec *storage.UsageRecord) error {
+func (m *pgMeter) SettleUsage(ctx context.Context, h *metering.Hold, rec *storage.UsageRecord) error {
 	st := postgres.Settlement{Records: []*storage.UsageRecord{rec}, Tokens: rec.TotalTokens}
 	if m.take(h) {
 		st.HoldID = h.ID

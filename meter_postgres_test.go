@@ -75,7 +75,7 @@ func TestPostgresMeterDecidesAsMemory(t *testing.T) {
 			StatusCode: 200, Cost: cost, TotalTokens: 5, UsageSource: "provider",
 			UserPeriod: pgHold.Period(metering.OwnerUser),
 		}
-		if err := pg.settleUsage(ctx, pgHold, rec); err != nil {
+		if err := pg.SettleUsage(ctx, pgHold, rec); err != nil {
 			t.Fatalf("settling: %v", err)
 		}
 		mem.Settle(memHold, cost, 5)

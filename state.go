@@ -11,7 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -30,7 +29,7 @@ type gatewayState struct {
 	health writeHealth
 	cache  caches
 	touch  *touchQueue
-	meter  metering.Meter
+	meter  usageMeter
 	work   inflight
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -46,13 +45,13 @@ func newGatewayState(opts storage.Options) (*gatewayState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return startGatewayState(store, metering.NewMemory(storeSpend{store})), nil
+	return startGatewayState(store, newMemoryMeter(store)), nil
 }
 
 // startGatewayState puts an open store and its meter behind the caches and
 // starts the state's goroutines: the key touch writer, and loops, each
 // until Destruct.
-func startGatewayState(store gatewayStore, meter metering.Meter, loops ...func(context.Context, *gatewayState)) *gatewayState {
+func startGatewayState(store gatewayStore, meter usageMeter, loops ...func(context.Context, *gatewayState)) *gatewayState {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &gatewayState{
 		store:  store,

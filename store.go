@@ -246,10 +246,10 @@ func (s storeView) RecordUsage(ctx context.Context, rec *storage.UsageRecord) er
 	return s.recorded(rec, s.st.store.RecordUsage(ctx, rec))
 }
 
-// SettleUsage commits a usage record together with the release of the
-// hold it settles (PostgreSQL), failing as RecordUsage does.
-func (s storeView) SettleUsage(ctx context.Context, m *pgMeter, h *metering.Hold, rec *storage.UsageRecord) error {
-	return s.recorded(rec, m.settleUsage(ctx, h, rec))
+// SettleUsage commits a usage record and settles the hold it bills, through
+// the meter (usageMeter.SettleUsage), failing as RecordUsage does.
+func (s storeView) SettleUsage(ctx context.Context, h *metering.Hold, rec *storage.UsageRecord) error {
+	return s.recorded(rec, s.st.meter.SettleUsage(ctx, h, rec))
 }
 
 // recorded classifies the outcome of writing rec: every failure is a store

@@ -16,7 +16,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -102,7 +101,7 @@ func newTestGateway(t *testing.T) *testGateway {
 	provisionAndStart(t, tg.g)
 	tg.store = &faultyStore{gatewayStore: tg.g.state.store}
 	tg.g.state.store = tg.store
-	tg.g.state.meter = metering.NewMemory(storeSpend{tg.store})
+	tg.g.state.meter = newMemoryMeter(tg.store)
 	return tg
 }
 
