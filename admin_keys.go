@@ -110,11 +110,13 @@ type updateKeyRequest struct {
 	keyLimits
 }
 
-func (l *keyLimits) validate() error {
+// validate checks the limits; isRoute says which names are routes, which
+// allowed_models may name.
+func (l *keyLimits) validate(isRoute func(string) bool) error {
 	if l.AllowedModels != nil {
 		for _, m := range *l.AllowedModels {
-			if _, err := normalizeModelKey(m); err != nil {
-				return errValidation(fmt.Sprintf("Field 'allowed_models' must hold 'provider:model' or 'provider:*' entries, got '%s'", truncate(m, 64)))
+			if _, err := normalizeModelKey(m); err != nil && !isRoute(m) {
+				return errValidation(fmt.Sprintf("Field 'allowed_models' must hold 'provider:model' or 'provider:*' entries or route names, got '%s'", truncate(m, 64)))
 			}
 		}
 	}
@@ -141,7 +143,11 @@ func (l *keyLimits) apply(k *storage.APIKey, now time.Time) {
 	if l.AllowedModels != nil {
 		models := make([]string, len(*l.AllowedModels))
 		for i, m := range *l.AllowedModels {
-			models[i], _ = normalizeModelKey(m)
+			if key, err := normalizeModelKey(m); err == nil {
+				models[i] = key
+			} else {
+				models[i] = m // a route
+			}
 		}
 		k.AllowedModels = models
 	}
@@ -179,7 +185,7 @@ func (g *Gateway) createKey(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := req.keyLimits.validate(); err != nil {
+	if err := req.keyLimits.validate(g.isRoute); err != nil {
 		return err
 	}
 	id, err := uuid.NewV7()
@@ -264,7 +270,7 @@ func (g *Gateway) updateKey(w http.ResponseWriter, r *http.Request, id string) e
 	if err := checkName("key_name", req.KeyName); err != nil {
 		return err
 	}
-	if err := req.keyLimits.validate(); err != nil {
+	if err := req.keyLimits.validate(g.isRoute); err != nil {
 		return err
 	}
 	if req.IsActive != nil && *req.IsActive {
@@ -349,3 +355,6 @@ func (g *Gateway) checkOwnerNotDeleted(keyID string) error {
 	}
 	return nil
 }
+
+// isRoute reports whether name is a configured route.
+func (g *Gateway) isRoute(name string) bool { return g.routes[name] != nil }

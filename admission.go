@@ -144,10 +144,6 @@ func (g *Gateway) admitCall(ctx context.Context, w http.ResponseWriter, c *call,
 	if err != nil {
 		return err
 	}
-	price, err := g.price(c.provider, c.model)
-	if err != nil {
-		return err
-	}
 	req := metering.Request{Now: now, Tokens: c.prompt + c.completionBound}
 	req.Rates = g.appendRates(c.meterRates[:0], key, user)
 	req.Budgets = append(c.meterBudgets[:0], metering.Budget{Account: userAccount(user.UserID), Period: sched.Start(now)})
@@ -164,7 +160,16 @@ func (g *Gateway) admitCall(ctx context.Context, w http.ResponseWriter, c *call,
 			Resets:  ks.Next(now),
 		})
 	}
+	var price *storage.Price
+	if c.route != nil {
+		if err := g.reserveRoute(c, &req); err != nil {
+			return err
+		}
+	} else if price, err = g.price(c.provider, c.model); err != nil {
+		return err
+	}
 	switch {
+	case c.route != nil:
 	case price == nil:
 		req.Unpriced = true
 	case price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0:

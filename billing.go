@@ -76,6 +76,7 @@ func (g *Gateway) record(c *call, a *attempt, retrying bool) error {
 		rec.CompletionTokens = 0
 	}
 	rec.TotalTokens = rec.PromptTokens + rec.CompletionTokens
+	a.billedPrompt, a.billedCompletion = rec.PromptTokens, rec.CompletionTokens
 	// The price the request was admitted under, whatever happened to the
 	// price table since: what was reserved is what the price bills.
 	rec.Cost = priceTokens(c.price, rec.PromptTokens, rec.CompletionTokens)

@@ -56,6 +56,10 @@ func budgetRefused(r *metering.BudgetRefusal, c *call) *apiError {
 	var msg string
 	switch r.Reason {
 	case metering.Unpriced:
+		if c.route != nil {
+			return errForbidden("model_not_priced",
+				fmt.Sprintf("No target of route '%s' has a price; it cannot be billed to the budget of %s", c.route.route.name, who))
+		}
 		return errForbidden("model_not_priced",
 			fmt.Sprintf("No price is configured for model '%s:%s'; it cannot be billed to the budget of %s", c.provider, c.model, who))
 	case metering.Exceeded:

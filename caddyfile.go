@@ -42,6 +42,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			responses_api                    # serves /v1/responses
 //			api_format              openai|anthropic
 //		}
+//		route <name> {                      # a model name: alias, load balancer, fallbacks
+//			to       <provider:model> [weight <n>]
+//			fallback <provider:model>
+//			...                              # see unmarshalRoute
+//		}
 //		price              <provider:model> <input_usd_per_1M> <output_usd_per_1M>
 //		rate_limit_rpm     <n>
 //		default_max_tokens <n>
@@ -56,6 +61,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	// Where each price line is, to name it if its provider is missing:
 	// provider blocks may come after the prices.
 	var prices []priceLine
+	var routes []routeLine
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "master_key":
@@ -88,6 +94,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := g.unmarshalProvider(d); err != nil {
 				return err
 			}
+		case "route":
+			line, err := g.unmarshalRoute(d)
+			if err != nil {
+				return err
+			}
+			routes = append(routes, line)
 		case "price":
 			line := priceLine{err: d.Errf("")}
 			key, err := g.unmarshalPrice(d)
@@ -137,6 +149,11 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if provider, _, _ := splitModel(p.key); g.Providers[provider] == nil {
 			return fmt.Errorf("price %s: provider %q is not configured in this llm_gateway block (add a `provider %s` block or fix the name)%w",
 				p.key, provider, provider, p.err)
+		}
+	}
+	for _, rl := range routes {
+		if err := rl.checkProviders(g.Providers); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -189,22 +206,15 @@ func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
 			p.Models = append(p.Models, models...)
 		case "timeout", "dial_timeout", "response_header_timeout":
 			opt := d.Val()
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+			dur, err := durationArg(d, fmt.Sprintf("provider %q: %s", name, opt))
+			if err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("provider %q: %s: invalid duration %q", name, opt, s)
-			}
-			switch opt {
-			case "timeout":
-				p.Timeout = caddy.Duration(dur)
-			case "dial_timeout":
-				p.DialTimeout = caddy.Duration(dur)
-			default:
-				p.ResponseHeaderTimeout = caddy.Duration(dur)
-			}
+			*map[string]*caddy.Duration{
+				"timeout":                 &p.Timeout,
+				"dial_timeout":            &p.DialTimeout,
+				"response_header_timeout": &p.ResponseHeaderTimeout,
+			}[opt] = dur
 		case "api_version":
 			if !d.AllArgs(&p.APIVersion) {
 				return d.ArgErr()
@@ -255,6 +265,20 @@ func (g *Gateway) unmarshalPrice(d *caddyfile.Dispenser) (string, error) {
 	}
 	g.Pricing[modelKey] = PriceConfig{InputPricePerMillion: inPrice, OutputPricePerMillion: outPrice}
 	return modelKey, nil
+}
+
+// durationArg reads a positive duration argument; what names it in the
+// error.
+func durationArg(d *caddyfile.Dispenser, what string) (caddy.Duration, error) {
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", what, s)
+	}
+	return caddy.Duration(dur), nil
 }
 
 func intArg(d *caddyfile.Dispenser, name string) (int, error) {

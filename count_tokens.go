@@ -64,6 +64,14 @@ func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	provider, model, ok := splitModel(modelField.Str)
+	if !ok && g.routes[modelField.Str] != nil {
+		// A route's targets may count differently: the estimate.
+		if p.key != nil && !routeAllowed(p.key.AllowedModels, modelField.Str) {
+			return errForbidden("model_not_allowed", fmt.Sprintf("Model '%s' is not allowed for this API key", truncate(modelField.Str, 128)))
+		}
+		writeJSON(w, http.StatusOK, map[string]int64{"input_tokens": translate.EstimatePromptTokens(body)})
+		return nil
+	}
 	if !ok {
 		return errBadRequest(fmt.Sprintf("Model '%s' must be 'provider:model'", truncate(modelField.Str, 128)))
 	}

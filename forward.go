@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/routing"
 	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 )
 
@@ -49,44 +51,129 @@ type attempt struct {
 	completionTokens int64
 	completionBytes  int  // content forwarded, for an estimate
 	billEstimate     bool // a failure after the provider did the work
+	// billedPrompt and billedCompletion are the record's token counts.
+	billedPrompt     int64
+	billedCompletion int64
+	outcome          routing.Outcome
+	retryAfter       time.Duration // a 429's Retry-After
+	// failedOver is set when the attempt failed in a way the call's route
+	// moves on from: nothing was answered and nothing recorded yet (the
+	// route records it, knowing whether a target is left); answer is what
+	// the client gets if none is.
+	failedOver    bool
+	answerErr     error
+	answerPassed  *passedAnswer
+	span          trace.Span // nil unless the request is traced
+	responseModel string     // the provider's model name in its answer (traced only)
 }
+
+// passedAnswer is a provider 4xx passed through to the client.
+type passedAnswer struct {
+	status                  int
+	body                    []byte
+	contentType, retryAfter string
+}
+
+// errFailedOver is what forward returns for an attempt its route fails
+// over from (attempt.failedOver): nothing was written to the client.
+var errFailedOver = errors.New("attempt failed over")
 
 // forward sends the call to its provider and answers the client, failing
 // over to the provider's next base URL when a connection cannot be made.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) error {
+// It returns the last attempt; for an attempt the call's route fails over
+// from (c.failover), it returns errFailedOver having answered nothing.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, c *call) (*attempt, error) {
 	start := c.up.next.Add(1) - 1
 	for try := uint64(0); ; try++ {
 		a := &attempt{start: time.Now()}
+		g.startAttemptSpan(r.Context(), c, a)
 		ctx, cancel := g.attemptContext(r.Context(), c.up.timeout)
-		resp, err := g.send(ctx, r, c, try, start)
+		resp, err := g.sendWithin(ctx, r, c, try, start)
 		if err != nil && r.Context().Err() != nil && !isTimeout(err) {
 			// The client left while the provider was being asked: nobody
 			// to answer, but the attempt is recorded as the client's doing.
 			cancel()
-			a.failed, a.statusCode, a.errorMessage = true, statusClientClosed, "client disconnected"
-			return g.record(c, a, false)
+			a.failed, a.statusCode, a.errorMessage, a.outcome = true, statusClientClosed, "client disconnected", routing.Abandoned
+			err = g.record(c, a, false)
+			g.endAttempt(c, a)
+			return a, err
 		}
 		if err != nil {
 			cancel()
 			canRetry := isDialError(err) && try+1 < uint64(len(c.up.baseURLs)) && r.Context().Err() == nil
 			apiErr, cause := g.upstreamFailure(c, err)
+			if errors.Is(err, errAttemptTimeout) {
+				cause = "provider timeout: no response after " + shortDuration(c.attemptTimeout) + " (the route's attempt_timeout)"
+			}
 			a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, cause
+			a.outcome = routing.Connection
+			if isTimeout(err) {
+				a.outcome = routing.Timeout
+			}
 			if canRetry {
 				a.errorMessage = cause + "; retrying on the next base URL"
+			} else if c.failover.Has(a.outcome) {
+				a.failedOver, a.answerErr = true, apiErr
+				g.endAttempt(c, a)
+				return a, errFailedOver
 			}
-			if rerr := g.record(c, a, canRetry); rerr != nil {
-				return rerr
+			rerr := g.record(c, a, canRetry)
+			g.endAttempt(c, a)
+			if rerr != nil {
+				return a, rerr
 			}
 			if canRetry {
 				continue
 			}
-			return apiErr
+			return a, apiErr
 		}
 		err = g.respond(ctx, w, c, resp, a)
 		resp.Body.Close()
 		cancel()
-		return err
+		g.endAttempt(c, a)
+		return a, err
 	}
+}
+
+// errAttemptTimeout cuts an attempt whose response has not started within
+// its route's attempt_timeout.
+var errAttemptTimeout = fmt.Errorf("route attempt_timeout: %w", context.DeadlineExceeded)
+
+// sendWithin is send bounded, until the response headers, by the call's
+// attempt timeout (a route's attempt_timeout) when it has one.
+func (g *Gateway) sendWithin(ctx context.Context, r *http.Request, c *call, try, start uint64) (*http.Response, error) {
+	if c.attemptTimeout <= 0 {
+		return g.send(ctx, r, c, try, start)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(c.attemptTimeout, func() { cancel(errAttemptTimeout) })
+	resp, err := g.send(ctx, r, c, try, start)
+	if !timer.Stop() {
+		// The timer fired: whatever arrived is cut.
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errAttemptTimeout
+	}
+	if err != nil {
+		cancel(err)
+		return nil, err
+	}
+	// The response's body is read under ctx: cancel it with the body.
+	resp.Body = cancelOnClose{resp.Body, func() { cancel(context.Canceled) }}
+	return resp, nil
+}
+
+// cancelOnClose is a response body that ends its context when closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // errShuttingDown is the cause of an attempt cut because the gateway stops.
@@ -179,15 +266,21 @@ func (g *Gateway) respond(ctx context.Context, w http.ResponseWriter, c *call, r
 		}
 		a.failed, a.statusCode = true, http.StatusBadGateway
 		a.errorMessage = statusCause(resp.StatusCode)
+		a.outcome = routing.OutcomeOfStatus(resp.StatusCode)
 		detail := string(text)
 		if msg := gjson.GetBytes(text, "error.message"); msg.Type == gjson.String {
 			detail = msg.Str
 		}
 		g.warnProviderFailure(c, a.errorMessage, resp.StatusCode, detail)
+		apiErr := newError(http.StatusBadGateway, "provider_error", msgProviderError)
+		if c.failover.Has(a.outcome) {
+			a.failedOver, a.answerErr = true, apiErr
+			return errFailedOver
+		}
 		if err := g.record(c, a, false); err != nil {
 			return err
 		}
-		return newError(http.StatusBadGateway, "provider_error", msgProviderError)
+		return apiErr
 	case resp.StatusCode >= 400:
 		return g.passThroughError(w, c, resp, a)
 	case c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
@@ -204,25 +297,81 @@ func (g *Gateway) passThroughError(w http.ResponseWriter, c *call, resp *http.Re
 		return g.failRead(c, a, err)
 	}
 	a.failed, a.statusCode = true, resp.StatusCode
+	a.outcome = routing.OutcomeOfStatus(resp.StatusCode)
 	a.errorMessage = "provider returned " + strconv.Itoa(resp.StatusCode)
 	if msg := gjson.GetBytes(body, "error.message"); msg.Type == gjson.String {
 		a.errorMessage += ": " + truncate(c.up.redact(msg.Str), 512)
 	}
+	answer := &passedAnswer{
+		status:      resp.StatusCode,
+		body:        c.up.redactBytes(body),
+		contentType: resp.Header.Get("Content-Type"),
+		retryAfter:  resp.Header.Get("Retry-After"),
+	}
+	if a.outcome == routing.RateLimited {
+		a.retryAfter = retryAfterDuration(answer.retryAfter, g.now())
+	}
+	if c.failover.Has(a.outcome) {
+		a.failedOver, a.answerPassed = true, answer
+		return errFailedOver
+	}
 	if err := g.record(c, a, false); err != nil {
 		return err
 	}
-	body = c.up.redactBytes(body)
-	copyHeader(w.Header(), resp.Header, "Content-Type", "Retry-After")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(body)
+	answer.write(w)
 	return nil
 }
 
-// failRead records an attempt whose response could not be read.
+// write answers the client with the provider's 4xx.
+func (p *passedAnswer) write(w http.ResponseWriter) {
+	h := w.Header()
+	if p.contentType != "" {
+		h.Set("Content-Type", p.contentType)
+	}
+	if p.retryAfter != "" {
+		h.Set("Retry-After", p.retryAfter)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(p.body)))
+	w.WriteHeader(p.status)
+	_, _ = w.Write(p.body)
+}
+
+// retryAfterDuration reads a Retry-After header (seconds or an HTTP date);
+// 0 when absent or unreadable.
+func retryAfterDuration(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
+}
+
+// failRead records an attempt whose response could not be read; a
+// connection that broke or timed out before any of it reached the client
+// fails over as a connection error or a timeout would.
 func (g *Gateway) failRead(c *call, a *attempt, err error) error {
 	apiErr, cause := g.upstreamFailure(c, err)
 	a.failed, a.statusCode, a.errorMessage = true, apiErr.Status, cause
+	switch {
+	case a.billEstimate || errors.Is(err, errResponseNotJSON) || errors.Is(err, errResponseTranslation):
+		a.outcome = routing.ServerError
+	case isTimeout(err):
+		a.outcome = routing.Timeout
+	default:
+		a.outcome = routing.Connection
+	}
+	if !a.billEstimate && (a.outcome == routing.Timeout || a.outcome == routing.Connection) && c.failover.Has(a.outcome) {
+		a.failedOver, a.answerErr = true, apiErr
+		return errFailedOver
+	}
 	if rerr := g.record(c, a, false); rerr != nil {
 		return rerr
 	}

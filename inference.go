@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
+	"github.com/llmgateway/caddy-llm-gateway/internal/routing"
 	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
@@ -98,6 +100,15 @@ type call struct {
 	// admission allocates nothing for them.
 	meterBudgets [2]metering.Budget
 	meterRates   [2]metering.Rate
+
+	// Of a call to a route (nil route: the client named provider:model):
+	// its targets, the client's body each target's request is built from,
+	// and for the target being tried, the outcomes that move on to the
+	// next and how long its response may take to start.
+	route          *routeCall
+	clientBody     []byte
+	failover       routing.Failover
+	attemptTimeout time.Duration
 }
 
 // prepareCall authenticates and validates an inference request and patches
@@ -172,44 +183,88 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	}
 
 	provider, model, ok := splitModel(modelField.Str)
-	if !ok {
-		return nil, errBadRequest(fmt.Sprintf("Model '%s' must be 'provider:model'", truncate(modelField.Str, 128)))
-	}
-	up := g.upstreams[provider]
-	if up == nil {
-		return nil, errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
-	}
-	c.newTranslator = translators[translationKey{ep.kind, up.format}]
-	if c.newTranslator == nil {
-		if !up.serves(ep.kind) {
-			return nil, errBadRequest(fmt.Sprintf("Provider '%s' does not support %s", provider, ep.kind.apiName()))
+	if rt := g.routes[modelField.Str]; !ok && rt != nil {
+		if err := g.prepareRoute(c, rt, root, body); err != nil {
+			return nil, err
 		}
-		c.newTranslator = translate.NewPassThrough
+	} else if err := g.prepareTarget(c, root, body, provider, model, ok); err != nil {
+		return nil, err
 	}
-	if ep.kind == kindResponses && root.Get("background").Type == gjson.True {
-		// The provider would answer a queued object and do the work later,
-		// out of the gateway's sight: it could not be metered.
-		return nil, errBadRequest("Background responses are not supported: the gateway cannot meter work done after the response; send 'background': false")
-	}
-	c.up, c.provider, c.model = up, provider, model
-	c.prompt = translate.EstimatePromptTokens(body)
-	c.promptBound = translate.PromptTokenBound(root, body)
-	c.completionBound = completionBound(root, ep.kind, up.format, g.DefaultMaxTokens)
 
 	if err := g.admitCall(r.Context(), w, c, p.key, user); err != nil {
 		return nil, err
 	}
-	if p.key != nil && !modelAllowed(p.key.AllowedModels, provider, model) {
+	if p.key != nil && !c.allowedFor(p.key.AllowedModels) {
 		g.release(c)
 		return nil, errForbidden("model_not_allowed", fmt.Sprintf("Model '%s' is not allowed for this API key", truncate(modelField.Str, 128)))
 	}
 
 	c.stream = ep.kind != kindEmbeddings && root.Get("stream").Type == gjson.True
+	if c.route != nil {
+		// Each target's request is built when it is tried.
+		c.clientBody = body
+		return c, nil
+	}
 	if err := g.buildUpstreamBody(c, body); err != nil {
 		g.release(c)
 		return nil, err
 	}
 	return c, nil
+}
+
+// prepareTarget readies a call to the provider:model the client named.
+func (g *Gateway) prepareTarget(c *call, root gjson.Result, body []byte, provider, model string, ok bool) error {
+	if !ok {
+		return errBadRequest(fmt.Sprintf("Model '%s' must be 'provider:model'", truncate(c.clientModel, 128)))
+	}
+	up := g.upstreams[provider]
+	if up == nil {
+		return errBadRequest(fmt.Sprintf("Provider '%s' is not configured", truncate(provider, 64)))
+	}
+	ep := c.endpoint
+	c.newTranslator = translatorFor(ep.kind, up)
+	if c.newTranslator == nil {
+		return errBadRequest(fmt.Sprintf("Provider '%s' does not support %s", provider, ep.kind.apiName()))
+	}
+	if err := refuseBackground(ep, root); err != nil {
+		return err
+	}
+	c.up, c.provider, c.model = up, provider, model
+	c.prompt = translate.EstimatePromptTokens(body)
+	c.promptBound = translate.PromptTokenBound(root, body)
+	c.completionBound = completionBound(root, ep.kind, up.format, g.DefaultMaxTokens)
+	return nil
+}
+
+// translatorFor returns how a call of kind to up is translated, or nil
+// when up cannot serve it.
+func translatorFor(kind endpointKind, up *upstream) translate.Constructor {
+	if tr := translators[translationKey{kind, up.format}]; tr != nil {
+		return tr
+	}
+	if up.serves(kind) {
+		return translate.NewPassThrough
+	}
+	return nil
+}
+
+// refuseBackground refuses a background Responses request.
+func refuseBackground(ep endpoint, root gjson.Result) error {
+	if ep.kind == kindResponses && root.Get("background").Type == gjson.True {
+		// The provider would answer a queued object and do the work later,
+		// out of the gateway's sight: it could not be metered.
+		return errBadRequest("Background responses are not supported: the gateway cannot meter work done after the response; send 'background': false")
+	}
+	return nil
+}
+
+// allowedFor reports whether a key's allow-list lets it make the call: a
+// route by its name, a provider:model by itself or its provider's `*`.
+func (c *call) allowedFor(allowed []string) bool {
+	if c.route != nil {
+		return routeAllowed(allowed, c.route.route.name)
+	}
+	return modelAllowed(allowed, c.provider, c.model)
 }
 
 // buildUpstreamBody prepares what the provider receives with the call's
@@ -304,9 +359,13 @@ func (g *Gateway) serveCompletion(w http.ResponseWriter, r *http.Request, ep end
 		return err
 	}
 	defer g.release(c) // a call that ends without a record frees its budget
+	if c.route != nil {
+		return g.forwardRoute(w, r, c)
+	}
 	if c.endpoint.kind == kindMessages && c.up.format == formatAnthropic {
 		// Anthropic's own flags (Claude Code sends ?beta=true).
 		c.upstreamQuery = r.URL.RawQuery
 	}
-	return g.forward(w, r, c)
+	_, err = g.forward(w, r, c)
+	return err
 }

@@ -30,6 +30,11 @@ var gatewayMetrics struct {
 	firstToken      *prometheus.HistogramVec
 	spooled         prometheus.Counter
 	spoolDelivered  prometheus.Counter
+	// Upstream attempts and routes.
+	attempts           *prometheus.CounterVec
+	routeFailovers     *prometheus.CounterVec
+	routeSkipped       *prometheus.CounterVec
+	routeTargetHealthy *prometheus.GaugeVec
 }
 
 func initMetrics(registry *prometheus.Registry) error {
@@ -87,11 +92,27 @@ func initMetrics(registry *prometheus.Registry) error {
 			Name: "gateway_usage_spool_delivered_total",
 			Help: "Spooled usage records delivered to the database.",
 		})
+		m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_upstream_attempts_total",
+			Help: "Upstream attempts, by provider and outcome (served, refused, connection_error, timeout, server_error, rate_limited, unauthorized, forbidden, interrupted, abandoned).",
+		}, []string{"provider", "outcome"})
+		m.routeFailovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_route_failovers_total",
+			Help: "Attempts a route moved on from to its next target, by route and the provider that failed.",
+		}, []string{"route", "provider"})
+		m.routeSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_route_skipped_total",
+			Help: "Route targets passed over, by route, provider and reason (unhealthy: cooling down after failures; unpriced: no price under a budget).",
+		}, []string{"route", "provider", "reason"})
+		m.routeTargetHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gateway_route_target_healthy",
+			Help: "1 when a route's target is in service, 0 while it is skipped after failures (passive health).",
+		}, []string{"route", "provider", "model"})
 	})
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.active, m.tokens, m.cost, m.budgetExceeded,
 		m.rateLimitHits, m.authFailures, m.upstreamLatency, m.firstToken,
-		m.spooled, m.spoolDelivered,
+		m.spooled, m.spoolDelivered, m.attempts, m.routeFailovers, m.routeSkipped, m.routeTargetHealthy,
 	} {
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError

@@ -43,13 +43,20 @@ func (g *Gateway) models(p principal) ([]modelObject, error) {
 			}
 		}
 	}
-	out := make([]modelObject, 0, len(byID))
+	out := make([]modelObject, 0, len(byID)+len(g.routes))
 	for _, m := range byID {
 		provider, model, _ := splitModel(m.ID)
 		if p.key != nil && !modelAllowed(p.key.AllowedModels, provider, model) {
 			continue
 		}
 		out = append(out, m)
+	}
+	for name := range g.routes {
+		// A route is a model of its own (id: its name), whichever target
+		// serves it.
+		if p.key == nil || routeAllowed(p.key.AllowedModels, name) {
+			out = append(out, modelObject{ID: name, Object: "model", Created: g.started.Unix(), OwnedBy: "llm_gateway"})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -79,6 +86,9 @@ func (g *Gateway) getModel(w http.ResponseWriter, r *http.Request, id string) er
 		return err
 	}
 	key, keyErr := normalizeModelKey(id)
+	if g.routes[id] != nil {
+		key, keyErr = id, nil
+	}
 	for _, m := range models {
 		if keyErr == nil && m.ID == key {
 			writeJSON(w, http.StatusOK, m)

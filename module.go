@@ -85,6 +85,12 @@ type Gateway struct {
 	// with `source: "config"`, and the API refuses to change or delete it.
 	Pricing map[string]PriceConfig `json:"pricing,omitempty"`
 
+	// Routes by name: model names clients may use instead of
+	// `provider:model` (aliases, weighted load balancing, fallbacks across
+	// providers). A name has no `:` or `/`, so it never reads as a
+	// provider:model. See RouteConfig.
+	Routes map[string]*RouteConfig `json:"routes,omitempty"`
+
 	// Requests per minute allowed per user across all their keys. 0: no limit.
 	RateLimitRPM int `json:"rate_limit_rpm,omitempty"`
 
@@ -103,6 +109,7 @@ type Gateway struct {
 	hasMaster    bool
 	masterHash   [sha256.Size]byte
 	upstreams    map[string]*upstream
+	routes       map[string]*gatewayRoute
 	configPrices map[string]PriceConfig // Pricing by normalised model key
 	started      time.Time
 	storagePath  string
@@ -220,6 +227,18 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		g.upstreams[name] = up
 		if up.apiKey == "" {
 			warnMissingAPIKey(g.logger, name, cfg)
+		}
+	}
+
+	g.routes = make(map[string]*gatewayRoute, len(g.Routes))
+	for name, rc := range g.Routes {
+		rt, err := newGatewayRoute(name, rc, g.upstreams)
+		if err != nil {
+			return err
+		}
+		g.routes[name] = rt
+		for i := range rt.targets {
+			g.setTargetHealthGauge(rt, i)
 		}
 	}
 
@@ -453,6 +472,14 @@ func (g *Gateway) Validate() error {
 	}
 	for name, p := range g.Providers {
 		if err := p.validate(name); err != nil {
+			return err
+		}
+	}
+	for name, rc := range g.Routes {
+		if err := rc.validate(name); err != nil {
+			return err
+		}
+		if err := checkRouteProviders(name, rc, g.Providers); err != nil {
 			return err
 		}
 	}

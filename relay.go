@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/routing"
 	"github.com/llmgateway/caddy-llm-gateway/internal/translate"
 )
 
@@ -31,7 +32,10 @@ func (g *Gateway) relayBody(w http.ResponseWriter, c *call, resp *http.Response,
 	if !gjson.ValidBytes(body) {
 		return g.failRead(c, a, fmt.Errorf("%w: provider answered %d", errResponseNotJSON, resp.StatusCode))
 	}
-	a.statusCode = resp.StatusCode
+	a.statusCode, a.outcome = resp.StatusCode, routing.Served
+	if a.span != nil {
+		a.responseModel = gjson.GetBytes(body, "model").Str
+	}
 	out, err := c.tr.Response(body)
 	if err != nil {
 		return g.failRead(c, a, fmt.Errorf("%w: %w", errResponseTranslation, err))
@@ -72,7 +76,7 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 	}
 	h.Set("X-Accel-Buffering", "no")
 	h.Del("Content-Length")
-	a.statusCode = status
+	a.statusCode, a.outcome = status, routing.Served
 	w.WriteHeader(status)
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
@@ -107,6 +111,9 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 	clientGone := false
 	for {
 		p, err := events.Next()
+		if a.span != nil && a.responseModel == "" && len(p.Data) > 0 {
+			a.responseModel = streamModel(p.Data)
+		}
 		if len(p.Data) > 0 {
 			out, final, terr := st.Feed(p)
 			if terr != nil {
@@ -142,10 +149,10 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 			break
 		}
 		if cutByShutdown(ctx) {
-			a.failed, a.errorMessage = true, msgCutByShutdown
+			a.failed, a.errorMessage, a.outcome = true, msgCutByShutdown, routing.Abandoned
 		} else {
 			_, cause := g.upstreamFailure(c, err)
-			a.failed, a.errorMessage = true, "stream interrupted: "+cause
+			a.failed, a.errorMessage, a.outcome = true, "stream interrupted: "+cause, routing.Interrupted
 		}
 		recordOnce()
 		if midLine {
@@ -156,7 +163,7 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 		break
 	}
 	if clientGone {
-		a.failed, a.errorMessage = true, "client disconnected"
+		a.failed, a.errorMessage, a.outcome = true, "client disconnected", routing.Abandoned
 	}
 	recordOnce()
 	return nil
@@ -169,4 +176,17 @@ func (g *Gateway) recordStream(c *call, a *attempt, st translate.Stream) {
 	if err := g.record(c, a, false); err != nil {
 		g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))
 	}
+}
+
+// streamModel reads the model a stream event names: chat chunks and the
+// legacy Completions carry it at the top, Anthropic's message_start in
+// its message, the Responses API in its response.
+func streamModel(data []byte) string {
+	r := gjson.GetManyBytes(data, "model", "message.model", "response.model")
+	for _, v := range r {
+		if v.Type == gjson.String {
+			return v.Str
+		}
+	}
+	return ""
 }
