@@ -12,6 +12,10 @@
 #                           with database_url, one instance, and (d3) three
 #                           instances on one database; non-stream c=1 and
 #                           c=64, stream c=64; database round trips per request
+#   ./bench/run.sh route    a route whose first target is healthy against the
+#                           same request naming provider:model, on one gateway:
+#                           rows alternate, BENCH_ROUNDS times, non-stream and
+#                           stream at concurrency 1 and 64
 #
 # Settings (environment):
 #   BENCH_DURATION=10s        measured time per row
@@ -24,6 +28,7 @@
 #   BENCH_PORT=18400          mock; +1 reverse_proxy, +2 gateway
 #   BENCH_SCALE_KEYS=100000  BENCH_SCALE_RECORDS=1000000  BENCH_SCALE_USERS=1000
 #   BENCH_SCALE_CONCURRENCY=64  BENCH_USAGE_REQUESTS=200
+#   BENCH_ROUNDS=3            (route) alternating rounds
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 #                             (fleet) a server on which each run creates a
 #                             fresh database, dropped after; needs psql
@@ -37,9 +42,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 MODE=${1:-sweep}
 case $MODE in
-sweep | scale | fleet) ;;
+sweep | scale | fleet | route) ;;
 *)
-	echo "usage: $0 [scale|fleet]" >&2
+	echo "usage: $0 [scale|fleet|route]" >&2
 	exit 2
 	;;
 esac
@@ -58,6 +63,7 @@ SCALE_USERS=${BENCH_SCALE_USERS:-1000}
 SCALE_CONCURRENCY=${BENCH_SCALE_CONCURRENCY:-64}
 USAGE_REQUESTS=${BENCH_USAGE_REQUESTS:-200}
 DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+ROUNDS=${BENCH_ROUNDS:-3}
 
 MOCK_PORT=$PORT
 PROXY_PORT=$((PORT + 1))
@@ -76,7 +82,7 @@ RESULTS=$ROOT/bench/results
 COMMAND=""
 for v in BENCH_DURATION BENCH_WARMUP BENCH_CONCURRENCY BENCH_MODES BENCH_CONTENT_BYTES BENCH_CHUNKS \
 	BENCH_CHUNK_DELAY BENCH_PORT BENCH_SCALE_KEYS BENCH_SCALE_RECORDS BENCH_SCALE_USERS \
-	BENCH_SCALE_CONCURRENCY BENCH_USAGE_REQUESTS BENCH_DATABASE_URL; do
+	BENCH_SCALE_CONCURRENCY BENCH_USAGE_REQUESTS BENCH_DATABASE_URL BENCH_ROUNDS; do
 	if [[ -n ${!v:-} ]]; then
 		COMMAND+="$v=$(printf '%q' "${!v}") "
 	fi
@@ -252,6 +258,13 @@ http://127.0.0.1:$GW_PORT {
 			base_url $MOCK/v1
 		}
 		price mock:bench 0.15 0.60
+		price mock:bench-fallback 0.15 0.60
+		# (route mode) the same model through a route whose first target
+		# is healthy, with a fallback that is never needed.
+		route bench-route {
+			to mock:bench
+			fallback mock:bench-fallback
+		}
 	}
 }
 EOF
@@ -395,6 +408,63 @@ scale() {
 		-go "$(go version)" -concurrency "$SCALE_CONCURRENCY" -user "$sample" -modes "$MODES" \
 		-settings "$DURATION per load row after a $WARMUP warm-up; mock response $CONTENT_BYTES content bytes, $CHUNKS chunks, $CHUNK_DELAY per chunk."
 	log "wrote bench/results/scale.md"
+}
+
+# --- route mode --------------------------------------------------------------
+
+# route: (c) naming mock:bench against (r) naming the route bench-route,
+# whose first target is mock:bench (healthy) and whose fallback is never
+# asked; same gateway, same key, rows alternating so that the machine's
+# drift falls on both alike.
+route() {
+	write_bodies
+	sed 's/"model":"mock:bench"/"model":"bench-route"/' "$RUN/chat.json" >"$RUN/route.json"
+	sed 's/"model":"mock:bench"/"model":"bench-route"/' "$RUN/chat-stream.json" >"$RUN/route-stream.json"
+	write_caddyfile "$RUN/store"
+	start_mock
+	start_caddy
+	VKEY=$("$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY")
+	local f
+	for f in chat route; do
+		"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/$f.json"
+		"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/$f-stream.json" -stream
+	done
+	log "smoke test: provider:model and the route answer 200"
+	local round m c stream sfx
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for m in $MODES; do
+			stream=0 sfx=""
+			if [[ $m == stream ]]; then stream=1 sfx=-stream; fi
+			for c in 1 64; do
+				run_row "$m-c$c-r$round-plain" "$GW/v1/chat/completions" "$RUN/chat$sfx.json" "$stream" "$c" 0
+				run_row "$m-c$c-r$round-route" "$GW/v1/chat/completions" "$RUN/route$sfx.json" "$stream" "$c" 0
+			done
+		done
+	done
+	mkdir -p "$RESULTS"
+	local kind rps p50 prps pp50
+	{
+		echo "# A route with a healthy first target against provider:model"
+		echo
+		echo "Commit \`$COMMIT\`, $(go version | cut -d' ' -f3), $(nproc) cores; \`$COMMAND\`."
+		echo "$DURATION per row after a $WARMUP warm-up, rows alternating plain / route, $ROUNDS rounds;"
+		echo "(c) names \`mock:bench\`, (r) the route \`bench-route\` (to mock:bench, fallback mock:bench-fallback)."
+		echo
+		echo "| mode | c | round | (c) req/s | (c) p50 ms | (r) req/s | (r) p50 ms | (r)/(c) req/s |"
+		echo "|---|---|---|---|---|---|---|---|"
+		for m in $MODES; do for c in 1 64; do for ((round = 1; round <= ROUNDS; round++)); do
+			for kind in plain route; do
+				f=$ROWS/$m-c$c-r$round-$kind.json
+				rps=$(sed -n 's/^  "rps": \([0-9.]*\).*/\1/p' "$f")
+				p50=$(sed -n 's/^    "p50_ms": \([0-9.]*\).*/\1/p' "$f" | head -1)
+				if [[ $kind == plain ]]; then prps=$rps pp50=$p50; fi
+			done
+			printf '| %s | %s | %s | %.0f | %.3f | %.0f | %.3f | %.3f |\n' "$m" "$c" "$round" "$prps" "$pp50" "$rps" "$p50" \
+				"$(awk -v a="$rps" -v b="$prps" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+		done; done; done
+	} >"$RESULTS/route.md"
+	cat "$RESULTS/route.md"
+	log "wrote bench/results/route.md"
 }
 
 # --- PostgreSQL mode ---------------------------------------------------------
@@ -608,4 +678,5 @@ case $MODE in
 sweep) sweep ;;
 scale) scale ;;
 fleet) fleet ;;
+route) route ;;
 esac
