@@ -315,3 +315,24 @@ func TestSequence(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkRouteHealthyFirstTarget is what a route adds to a request whose
+// first target answers: the order, one step, one report.
+func BenchmarkRouteHealthyFirstTarget(b *testing.B) {
+	r := newRoute([]Target{
+		{Provider: "a", Model: "m", Weight: 3},
+		{Provider: "b", Model: "m", Weight: 1},
+		{Provider: "f", Model: "m", Fallback: true},
+	}, HealthPolicy{UnhealthyAfter: 3, CoolDown: time.Minute})
+	eligible := allEligible(3)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		s := r.Start(r.Order(eligible, rand.Float64))
+		step, ok := s.Next(now)
+		if !ok {
+			b.Fatal("no step")
+		}
+		s.Report(step, Served, 0, now)
+	}
+}
