@@ -107,3 +107,25 @@ func TestSkipMigrations(t *testing.T) {
 		}
 	}
 }
+
+// Admission writes only unlogged tables, so that its commit waits for no
+// WAL flush while it holds its accounts' locks (0005_unlogged_holds.sql);
+// money is logged.
+func TestHoldsAreUnloggedAndMoneyIsLogged(t *testing.T) {
+	s := openTestStore(t)
+	want := map[string]string{
+		"reservations": "u", "rate_events": "u",
+		"usage_records": "p", "spend_periods": "p", "users": "p", "api_keys": "p", "budgets": "p", "model_pricing": "p",
+	}
+	for table, persistence := range want {
+		var got string
+		err := s.pool.QueryRow(context.Background(), `SELECT relpersistence::text FROM pg_class
+			WHERE oid = to_regclass(quote_ident(current_schema()) || '.' || $1)`, table).Scan(&got)
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if got != persistence {
+			t.Errorf("%s: relpersistence %q, want %q", table, got, persistence)
+		}
+	}
+}
