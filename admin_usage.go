@@ -3,6 +3,7 @@ package llmgateway
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/storage"
@@ -78,20 +79,8 @@ func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	var f storage.UsageFilter
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"start_date", &f.Start}, {"end_date", &f.End}} {
-		if v := q.Get(p.name); v != "" {
-			t, ok := parseQueryTime(v)
-			if !ok {
-				return errValidation(fmt.Sprintf("Query parameter '%s' must be an ISO 8601 date-time or Unix seconds", p.name))
-			}
-			*p.dst = t
-		}
-	}
-	if !f.Start.IsZero() && !f.End.IsZero() && f.End.Before(f.Start) {
-		return errValidation("Query parameter 'end_date' must not be before 'start_date'")
+	if f.Start, f.End, err = dateRange(q); err != nil {
+		return err
 	}
 	f.UserID = q.Get("user_id")
 	f.APIKeyID = q.Get("api_key_id")
@@ -103,4 +92,25 @@ func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, usageResponses(records))
 	return nil
+}
+
+// dateRange reads the start_date and end_date query parameters of the
+// usage routes; zero times are absent ones.
+func dateRange(q url.Values) (start, end time.Time, err error) {
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"start_date", &start}, {"end_date", &end}} {
+		if v := q.Get(p.name); v != "" {
+			t, ok := parseQueryTime(v)
+			if !ok {
+				return start, end, errValidation(fmt.Sprintf("Query parameter '%s' must be an ISO 8601 date-time or Unix seconds", p.name))
+			}
+			*p.dst = t
+		}
+	}
+	if !start.IsZero() && !end.IsZero() && end.Before(start) {
+		return start, end, errValidation("Query parameter 'end_date' must not be before 'start_date'")
+	}
+	return start, end, nil
 }

@@ -55,6 +55,7 @@ var routes = compileRoutes([]route{
 	{http.MethodDelete, "/v1/pricing/{model_key...}", "/v1/pricing/{id}", authMaster, (*Gateway).deletePrice},
 
 	{http.MethodGet, "/v1/usage", "/v1/usage", authMaster, noParam((*Gateway).listUsage)},
+	{http.MethodGet, "/v1/usage/summary", "/v1/usage/summary", authMaster, noParam((*Gateway).usageSummary)},
 
 	{http.MethodGet, "/health", "/health", authNone, noParam((*Gateway).serveHealth)},
 	{http.MethodHead, "/health", "/health", authNone, noParam((*Gateway).serveHealth)},

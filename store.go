@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
+	"github.com/llmgateway/caddy-llm-gateway/internal/usagesum"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -52,6 +53,7 @@ type gatewayStore interface {
 	ListUsage(f storage.UsageFilter, skip, limit int) ([]storage.UsageRecord, error)
 	GetSpend(owner storage.SpendOwner, id string, start time.Time) (storage.Money, error)
 	ListSpendPeriods(owner storage.SpendOwner, id string, limit int) ([]storage.SpendPeriod, error)
+	SummarizeUsage(q usagesum.Query) ([]usagesum.Bucket, error)
 }
 
 var _ gatewayStore = (*storage.Store)(nil)

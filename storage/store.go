@@ -95,6 +95,10 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("opening database %q: %w", opts.Dir, err)
 	}
+	if err := buildSummaries(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("opening database %q: %w", opts.Dir, err)
+	}
 
 	s := &Store{
 		db:         db,

@@ -70,6 +70,7 @@ func newUsageRequest(rec *UsageRecord) (*usageRequest, error) {
 		keyPeriod:  rec.KeyPeriod,
 		suffix:     usageSuffix(rec.Timestamp, rec.ID),
 		value:      value,
+		summary:    summaryOf(rec),
 		done:       make(chan error, 1),
 	}, nil
 }

@@ -26,6 +26,8 @@ type usageRequest struct {
 	suffix     []byte     // timestamp and id, shared by the record's three keys
 	value      []byte     // JSON of the record
 	done       chan error // buffered; receives the outcome exactly once
+
+	summary summaryEntry // what the record adds to the usage summaries
 }
 
 // writeUsage is the usage writer. It takes every request already queued,
@@ -111,6 +113,9 @@ func applyUsage(txn *badger.Txn, batch []*usageRequest) error {
 				return err
 			}
 		}
+	}
+	if err := addSummaries(txn, batch); err != nil {
+		return err
 	}
 	for key, spend := range counters {
 		if err := txn.Set([]byte(key), encodeSpend(spend)); err != nil {

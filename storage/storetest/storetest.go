@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmgateway/caddy-llm-gateway/internal/usagesum"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
@@ -50,6 +51,7 @@ type Store interface {
 	ListUsage(f storage.UsageFilter, skip, limit int) ([]storage.UsageRecord, error)
 	GetSpend(owner storage.SpendOwner, id string, start time.Time) (storage.Money, error)
 	ListSpendPeriods(owner storage.SpendOwner, id string, limit int) ([]storage.SpendPeriod, error)
+	SummarizeUsage(q usagesum.Query) ([]usagesum.Bucket, error)
 }
 
 var _ Store = (*storage.Store)(nil)
@@ -90,6 +92,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KeyReactivationRacingUserDeletion", testKeyReactivationRacingDeletion},
 		{"BudgetAssignmentRacingBudgetDeletion", testBudgetAssignmentRacingDeletion},
 		{"PingProbeAndClose", testPingProbeClose},
+		{"SummaryMatchesRecords", testSummaryMatchesRecords},
+		{"SummaryOfEmptyStore", testSummaryOfEmptyStore},
+		{"SummaryCountsRedeliveryAsSpendDoes", testSummaryCountsRedeliveryAsSpendDoes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,108 @@
+package postgres
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/llmgateway/caddy-llm-gateway/internal/usagesum"
+)
+
+// SummarizeUsage answers a usage summary from the summary tables, which
+// the usage_records trigger keeps (0004_usage_summary.sql); it reads no
+// usage record. The rows of the planned ranges (usagesum.PlanQuery) are
+// filtered and rolled up in the database, so only the answer's buckets
+// travel.
+func (s *Store) SummarizeUsage(q usagesum.Query) ([]usagesum.Bucket, error) {
+	query, args := summarySQL(q, usagesum.PlanQuery(q))
+	if query == "" {
+		return []usagesum.Bucket{}, nil
+	}
+	out, err := listRows(s, "summarizing usage", scanBucket, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	usagesum.Sort(out)
+	return out, nil
+}
+
+func scanBucket(row pgx.Row) (usagesum.Bucket, error) {
+	var b usagesum.Bucket
+	err := row.Scan(&b.Start, &b.Group, &b.Requests, &b.Errors, &b.PromptTokens,
+		&b.CompletionTokens, &b.TotalTokens, &b.Cost)
+	b.Start = b.Start.UTC()
+	return b, err
+}
+
+// summaryGroups is the SQL of each grouping's group name (NULL: the null
+// group), over the columns of summaryRows.
+var summaryGroups = map[usagesum.GroupBy]string{
+	usagesum.None:     `NULL::text`,
+	usagesum.Model:    `provider || ':' || model`,
+	usagesum.Provider: `provider`,
+	usagesum.UserID:   `user_id`,
+	usagesum.APIKeyID: `nullif(api_key_id, '')`,
+	usagesum.EndUser:  `nullif(end_user, '')`,
+}
+
+// summarySQL builds the statement answering q by plan; empty when the plan
+// reads nothing.
+func summarySQL(q usagesum.Query, plan usagesum.Plan) (string, []any) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var parts []string
+	if !plan.Models.Empty() {
+		parts = append(parts, fmt.Sprintf(`SELECT hour AS start, provider, model, '' AS user_id, '' AS api_key_id,
+			'' AS end_user, requests, errors, prompt_tokens, completion_tokens, total_tokens, cost
+			FROM usage_summary_models WHERE hour >= %s AND hour < %s`, arg(plan.Models.From), arg(plan.Models.To)))
+	}
+	if !plan.Days.Empty() {
+		parts = append(parts, fmt.Sprintf(`SELECT day AS start, provider, model, user_id, api_key_id, '' AS end_user,
+			requests, errors, prompt_tokens, completion_tokens, total_tokens, cost
+			FROM usage_summary_daily WHERE day >= %s AND day < %s`, arg(plan.Days.From), arg(plan.Days.To)))
+	}
+	for _, hr := range plan.Hours {
+		parts = append(parts, fmt.Sprintf(`SELECT hour AS start, provider, model, user_id, api_key_id, end_user,
+			requests, errors, prompt_tokens, completion_tokens, total_tokens, cost
+			FROM usage_summary_hourly WHERE hour >= %s AND hour < %s`, arg(hr.From), arg(hr.To)))
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	var where []string
+	f := q.Filter
+	if f.UserID != "" {
+		where = append(where, "user_id = "+arg(f.UserID))
+	}
+	if f.APIKeyID != "" {
+		where = append(where, "api_key_id = "+arg(f.APIKeyID))
+	}
+	if f.EndUser != "" {
+		where = append(where, "end_user = "+arg(f.EndUser))
+	}
+	if f.Model != "" {
+		m := arg(f.Model)
+		where = append(where, fmt.Sprintf("(model = %s OR provider || ':' || model = %s)", m, m))
+	}
+	group := summaryGroups[q.GroupBy]
+	sql := fmt.Sprintf(`SELECT date_trunc(%s, start, 'UTC') AS bucket, %s AS grp,
+		sum(requests)::bigint, sum(errors)::bigint, sum(prompt_tokens)::bigint,
+		sum(completion_tokens)::bigint, sum(total_tokens)::bigint, sum(cost)::bigint
+		FROM (%s) AS r`, arg(string(intervalOrDay(q.Interval))), group, strings.Join(parts, " UNION ALL "))
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	return sql + " GROUP BY 1, 2", args
+}
+
+func intervalOrDay(iv usagesum.Interval) usagesum.Interval {
+	if iv == "" {
+		return usagesum.Day
+	}
+	return iv
+}
