@@ -33,9 +33,15 @@ func init() {
 Commands of the LLM gateway module.
 
   migrate   copies an embedded store, or an any-llm-gateway database, into PostgreSQL
+  users     lists, creates, updates, blocks and deletes users       } over the admin
+  keys      lists, creates, deactivates, rotates and deletes keys   } API of a running
+  budgets   lists, creates and deletes budgets                      } gateway (--url;
+  pricing   lists, sets and deletes model prices                    } the master key
+  usage     usage totals per day and model, user, key…              } from $GATEWAY_MASTER_KEY)
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(migrateCommand())
+			cmd.AddCommand(adminCommands()...)
 		},
 	})
 }
