@@ -43,6 +43,10 @@ func TestMigrateMovesABadgerGatewayIntoPostgres(t *testing.T) {
 	aliceSpend := badger.spend(t, "/v1/users/mig-alice")
 	bobKeySpend := badger.spend(t, "/v1/keys/"+bob.ID)
 	usage := list(t, expect(t, badger.adminDo("GET", "/v1/usage?limit=1000", nil), http.StatusOK))
+	summaries := map[string]any{}
+	for _, q := range []string{"group_by=model", "group_by=user_id&interval=hour", "group_by=api_key_id&user_id=mig-alice"} {
+		summaries[q] = list(t, expect(t, badger.adminDo("GET", "/v1/usage/summary?"+q, nil), http.StatusOK))
+	}
 	dbURL, password := testDatabase(t)
 
 	// The store is locked while its Caddy runs; a wrong path has no store.
@@ -90,6 +94,11 @@ func TestMigrateMovesABadgerGatewayIntoPostgres(t *testing.T) {
 	}
 	if got := list(t, expect(t, pg.adminDo("GET", "/v1/usage?limit=1000", nil), http.StatusOK)); len(got) != 3 || !jsonEqual(t, got, usage) {
 		t.Errorf("usage after the move:\n%v\nbefore:\n%v", got, usage)
+	}
+	for q, before := range summaries {
+		if got := list(t, expect(t, pg.adminDo("GET", "/v1/usage/summary?"+q, nil), http.StatusOK)); len(got) == 0 || !jsonEqual(t, got, before) {
+			t.Errorf("usage summary ?%s after the move:\n%v\nbefore:\n%v", q, got, before)
+		}
 	}
 	pg.chat(alice) // and the moved key goes on spending
 	if got := pg.spend(t, "/v1/users/mig-alice"); got <= aliceSpend {

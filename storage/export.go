@@ -24,13 +24,16 @@ type Exporter struct {
 	Price  func(*Price) error
 	Spend  func(OwnedSpend) error
 	Usage  func(*UsageRecord) error // oldest first
+	// Summary receives the usage summaries, which also count records no
+	// longer stored (deleted by retention).
+	Summary func(*SummaryRow) error
 }
 
 // Export hands every record of the store to e, in an order in which each
 // refers only to records handed out before it: budgets, users, keys,
-// prices, spend counters and usage records. It is meant for copying a
-// store into another (caddy llm-gateway migrate); each kind is read in one
-// transaction of its own. An error from e stops it and is returned as is.
+// prices, spend counters, usage records and usage summaries. It is meant
+// for copying a store into another (caddy llm-gateway migrate); each kind
+// is read in one transaction of its own. An error from e stops it and is returned as is.
 func (s *Store) Export(e Exporter) error {
 	steps := []struct {
 		prefix string
@@ -42,6 +45,7 @@ func (s *Store) Export(e Exporter) error {
 		{prefixPrice, exportJSON(e.Price)},
 		{prefixSpend, exportSpend(e.Spend)},
 		{prefixUsageTime, exportJSON(e.Usage)},
+		{prefixSummary, exportSummary(e.Summary)},
 	}
 	for _, step := range steps {
 		if step.fn == nil {

@@ -34,6 +34,7 @@ import (
 // summary-built marks a store whose summaries cover its records: a store
 // written before summaries existed gets them built once, at Open.
 const (
+	prefixSummary      = "summary/"
 	prefixSummaryModel = "summary/m/"
 	prefixSummaryHour  = "summary/h/"
 	prefixSummaryDay   = "summary/d/"
@@ -324,4 +325,65 @@ func buildSummaries(db *badger.DB) error {
 		return fmt.Errorf("building usage summaries: %w", err)
 	}
 	return nil
+}
+
+// SummaryFamily names a set of summary rows (see the key layout above).
+type SummaryFamily byte
+
+// Summary families.
+const (
+	SummaryModels SummaryFamily = 'm' // per hour, provider and model
+	SummaryHours  SummaryFamily = 'h' // per hour, provider, model, user, key and end user
+	SummaryDays   SummaryFamily = 'd' // per day, provider, model, user and key
+)
+
+// SummaryRow is one summary row, as Export hands it out: the totals of
+// the records of its bucket (starting at Start) with its dimensions (those
+// its family keeps; the others empty).
+type SummaryRow struct {
+	Family SummaryFamily
+	Start  time.Time
+	Dims   usagesum.Dims
+	Totals usagesum.Totals
+}
+
+// summaryFamilies are the families' key prefixes and dimension counts.
+var summaryFamilies = map[SummaryFamily]struct {
+	prefix string
+	ndims  int
+}{
+	SummaryModels: {prefixSummaryModel, 2},
+	SummaryHours:  {prefixSummaryHour, 5},
+	SummaryDays:   {prefixSummaryDay, 4},
+}
+
+// exportSummary decodes each summary row for fn (nil: nil).
+func exportSummary(fn func(*SummaryRow) error) func(*badger.Item) error {
+	if fn == nil {
+		return nil
+	}
+	return func(item *badger.Item) error {
+		key := item.Key()
+		rest, ok := bytes.CutPrefix(key, []byte(prefixSummary))
+		if !ok || len(rest) < 2+timestampKeySize {
+			return fmt.Errorf("malformed summary key %q", key)
+		}
+		fam, ok := summaryFamilies[SummaryFamily(rest[0])]
+		if !ok {
+			return fmt.Errorf("malformed summary key %q", key)
+		}
+		rest = rest[2:]
+		dims, err := decodeDims(rest[timestampKeySize:], fam.ndims)
+		if err != nil {
+			return fmt.Errorf("%w %q", err, key)
+		}
+		row := SummaryRow{Family: SummaryFamily(key[len(prefixSummary)]), Start: time.Unix(timestampAt(rest), 0).UTC(), Dims: dims}
+		if err := item.Value(func(v []byte) (err error) { row.Totals, err = decodeTotals(v); return err }); err != nil {
+			return fmt.Errorf("summary %q: %w", key, err)
+		}
+		if err := fn(&row); err != nil {
+			return &callbackError{err: err}
+		}
+		return nil
+	}
 }

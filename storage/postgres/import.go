@@ -18,11 +18,17 @@ type Import struct {
 	Prices  []storage.Price
 	Spend   []storage.OwnedSpend
 	Usage   []storage.UsageRecord
+	// Summaries are usage summary rows to copy as they are. With
+	// CarriesSummaries the usage records of the import (of every batch of
+	// one copy) add nothing to the summaries: the source's rows, which
+	// also count records it no longer holds, are copied instead.
+	Summaries        []storage.SummaryRow
+	CarriesSummaries bool
 }
 
 // Len is the number of records in the batch.
 func (im *Import) Len() int {
-	return len(im.Budgets) + len(im.Users) + len(im.Keys) + len(im.Prices) + len(im.Spend) + len(im.Usage)
+	return len(im.Budgets) + len(im.Users) + len(im.Keys) + len(im.Prices) + len(im.Spend) + len(im.Usage) + len(im.Summaries)
 }
 
 // ImportCounts are the records of each kind an import inserted.
@@ -114,8 +120,16 @@ func (s *Store) Import(im Import) (ImportCounts, error) {
 				int32(r.StatusCode), r.LatencyMS, r.ErrorMessage, r.UsageSource, r.ExceededReservation,
 				optionalTime(truncTime(r.UserPeriod)), optionalTime(truncTime(r.KeyPeriod))}})
 	}
+	var uncounted int64
+	for _, sr := range im.Summaries {
+		sql, args := summaryImportSQL(sr)
+		rows = append(rows, row{&uncounted, sql, args})
+	}
 	if len(rows) == 0 {
 		return counts, nil
+	}
+	if im.CarriesSummaries {
+		rows = append([]row{{&uncounted, summariesCarriedSQL, nil}}, rows...)
 	}
 	err := s.tx(func(ctx context.Context, tx pgx.Tx) error {
 		counts = ImportCounts{} // a retry counts afresh

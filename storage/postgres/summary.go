@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/usagesum"
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 // SummarizeUsage answers a usage summary from the summary tables, which
@@ -105,4 +106,31 @@ func intervalOrDay(iv usagesum.Interval) usagesum.Interval {
 		return usagesum.Day
 	}
 	return iv
+}
+
+// summariesCarriedSQL tells the usage_records trigger to count nothing
+// for the rest of the transaction: an import that copies its source's
+// summary rows (see Import.CarriesSummaries).
+const summariesCarriedSQL = `SELECT set_config('llm_gateway.summaries_carried', 'on', true)`
+
+// summaryImportSQL is the statement that copies one summary row, skipped
+// when its table has the row already (a copy run again).
+func summaryImportSQL(r storage.SummaryRow) (string, []any) {
+	t := r.Totals
+	totals := []any{t.Requests, t.Errors, t.PromptTokens, t.CompletionTokens, t.TotalTokens, t.Cost}
+	const cols = `requests, errors, prompt_tokens, completion_tokens, total_tokens, cost`
+	d, start := r.Dims, r.Start.UTC()
+	switch r.Family {
+	case storage.SummaryModels:
+		return `INSERT INTO usage_summary_models (hour, provider, model, ` + cols + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+			append([]any{start, d.Provider, d.Model}, totals...)
+	case storage.SummaryDays:
+		return `INSERT INTO usage_summary_daily (day, provider, model, user_id, api_key_id, ` + cols + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+			append([]any{start, d.Provider, d.Model, d.UserID, d.APIKeyID}, totals...)
+	}
+	return `INSERT INTO usage_summary_hourly (hour, provider, model, user_id, api_key_id, end_user, ` + cols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+		append([]any{start, d.Provider, d.Model, d.UserID, d.APIKeyID, d.EndUser}, totals...)
 }

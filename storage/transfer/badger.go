@@ -52,10 +52,11 @@ func OpenBadger(dir string) (*storage.Store, error) {
 
 // FromBadger copies everything src holds into dst as it is: users (soft
 // deleted ones too), keys with their hashes, budgets, prices, spend
-// periods and usage records. Spend periods are copied, not derived again
-// from the usage records, so spend is what it was.
+// periods, usage records and usage summaries. Spend periods and summaries
+// are copied, not derived again from the usage records, so spend and the
+// summaries are what they were (summaries count records deleted since).
 func FromBadger(src *storage.Store, dst *postgres.Store) (Counts, error) {
-	w := &writer{dst: dst}
+	w := &writer{dst: dst, carriesSummaries: true}
 	err := src.Export(storage.Exporter{
 		Budget: func(b *storage.Budget) error { w.im.Budgets = append(w.im.Budgets, *b); return w.flushFull() },
 		User:   func(u *storage.User) error { w.im.Users = append(w.im.Users, *u); return w.flushFull() },
@@ -63,6 +64,9 @@ func FromBadger(src *storage.Store, dst *postgres.Store) (Counts, error) {
 		Price:  func(p *storage.Price) error { w.im.Prices = append(w.im.Prices, *p); return w.flushFull() },
 		Spend:  func(sp storage.OwnedSpend) error { w.im.Spend = append(w.im.Spend, sp); return w.flushFull() },
 		Usage:  func(r *storage.UsageRecord) error { w.im.Usage = append(w.im.Usage, *r); return w.flushFull() },
+		// The summaries are copied too: they count records the store no
+		// longer holds, so the records must not add to them again.
+		Summary: func(r *storage.SummaryRow) error { w.im.Summaries = append(w.im.Summaries, *r); return w.flushFull() },
 	})
 	if err == nil {
 		err = w.flush()
@@ -77,6 +81,9 @@ type writer struct {
 	dst    *postgres.Store
 	im     postgres.Import
 	counts Counts
+	// carriesSummaries marks every batch as copying the source's usage
+	// summaries (see postgres.Import.CarriesSummaries).
+	carriesSummaries bool
 }
 
 func (w *writer) flushFull() error {
@@ -87,6 +94,7 @@ func (w *writer) flushFull() error {
 }
 
 func (w *writer) flush() error {
+	w.im.CarriesSummaries = w.carriesSummaries
 	n, err := w.dst.Import(w.im)
 	if err != nil {
 		return err
