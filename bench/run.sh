@@ -381,6 +381,10 @@ scale() {
 	"$BIN/loadgen" -url "$q" -method GET -H "Authorization: Bearer $BENCH_MASTER_KEY" \
 		-c 1 -n "$USAGE_REQUESTS" -json >"$ROWS/usage-idle.json"
 	log "GET /v1/usage?user_id=$sample&limit=100: $(cat "$RUN/usage_count") records per page"
+	# The usage summary of the 30 days the records span, by day and model.
+	local sq="$GW/v1/usage/summary?interval=day&group_by=model&start_date=$(($(date +%s) - 30 * 86400))"
+	"$BIN/loadgen" -url "$sq" -method GET -H "Authorization: Bearer $BENCH_MASTER_KEY" \
+		-c 1 -n "$USAGE_REQUESTS" -json >"$ROWS/summary-idle.json"
 
 	local m stream body
 	for m in $MODES; do

@@ -118,6 +118,13 @@ func cmdScaleReport(args []string) error {
 			fmt.Fprintf(&b, "| … errors | %d (%v) | | |\n", r.res.Errors, r.res.ErrorSamples)
 		}
 	}
+	if r, err := readRow(rows, "summary-idle"); err != nil {
+		return err
+	} else if r != nil {
+		l := r.res.Latency
+		fmt.Fprintf(&b, "| `GET /v1/usage/summary?interval=day&group_by=model` over the 30 days of records, idle: p50 · p99 over %d requests | %.3f ms · %.3f ms | ≤ 20 ms (judged on p50) | %s |\n",
+			l.Count, l.P50, l.P99, verdict(l.P50 <= 20 && r.res.Errors == 0))
+	}
 	b.WriteString("\n")
 
 	return publish(*out, b.String())
