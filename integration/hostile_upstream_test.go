@@ -247,21 +247,26 @@ func TestHostileUpstream(t *testing.T) {
 
 	t.Run("non-stream", func(t *testing.T) {
 		for _, tc := range []struct {
-			model      string
-			status     int
-			slow, fast time.Duration // bounds on how long the answer takes
+			model  string
+			status int
+			// slow is the timer that must have fired first: no answer
+			// before it. before, where set, is a timer that must not be
+			// the one that fired: the answer comes before it. A hang is
+			// caught by the client's own deadline, so no bound says how
+			// fast a loaded machine must be.
+			slow, before time.Duration
 		}{
-			{"hostilecap:invalid-json", http.StatusBadGateway, 0, 10 * time.Second},
-			{"hostilecap:html", http.StatusBadGateway, 0, 10 * time.Second},
-			{"hostilecap:empty", http.StatusBadGateway, 0, 10 * time.Second},
-			{"hostilecap:redirect", http.StatusBadGateway, 0, 10 * time.Second},
-			{"hostilecap:huge-headers", http.StatusBadGateway, 0, 10 * time.Second},
-			{"hostilecap:cl-lie", http.StatusBadGateway, 0, 10 * time.Second},
-			{"hostile:headers-hang", http.StatusGatewayTimeout, hostileTimeout - 200*time.Millisecond, 15 * time.Second},
-			{"hostile:no-headers", http.StatusGatewayTimeout, hostileTimeout - 200*time.Millisecond, 15 * time.Second},
-			{"hostile:drip", http.StatusGatewayTimeout, hostileTimeout - 200*time.Millisecond, 15 * time.Second},
-			// response_header_timeout 1s ends it long before the 30 s timeout.
-			{"hostilerht:no-headers", http.StatusGatewayTimeout, 800 * time.Millisecond, 10 * time.Second},
+			{"hostilecap:invalid-json", http.StatusBadGateway, 0, 0},
+			{"hostilecap:html", http.StatusBadGateway, 0, 0},
+			{"hostilecap:empty", http.StatusBadGateway, 0, 0},
+			{"hostilecap:redirect", http.StatusBadGateway, 0, 0},
+			{"hostilecap:huge-headers", http.StatusBadGateway, 0, 0},
+			{"hostilecap:cl-lie", http.StatusBadGateway, 0, 0},
+			{"hostile:headers-hang", http.StatusGatewayTimeout, hostileTimeout - 200*time.Millisecond, 0},
+			{"hostile:no-headers", http.StatusGatewayTimeout, hostileTimeout - 200*time.Millisecond, 0},
+			{"hostile:drip", http.StatusGatewayTimeout, hostileTimeout - 200*time.Millisecond, 0},
+			// response_header_timeout 1s ends it, not the 30 s timeout.
+			{"hostilerht:no-headers", http.StatusGatewayTimeout, 800 * time.Millisecond, 30 * time.Second},
 		} {
 			t.Run(tc.model, func(t *testing.T) {
 				t.Parallel()
@@ -270,8 +275,11 @@ func TestHostileUpstream(t *testing.T) {
 				elapsed := time.Since(start)
 				message := map[int]string{http.StatusBadGateway: "LLM provider error", http.StatusGatewayTimeout: "LLM provider timeout"}[tc.status]
 				expectGatewayError(t, g, "/v1/chat/completions", r, tc.status, message, "")
-				if elapsed < tc.slow || elapsed > tc.fast {
-					t.Fatalf("answered after %s, want between %s and %s", elapsed, tc.slow, tc.fast)
+				if elapsed < tc.slow {
+					t.Fatalf("answered after %s, before the %s timer could fire", elapsed, tc.slow)
+				}
+				if tc.before > 0 && elapsed >= tc.before {
+					t.Fatalf("answered after %s: the %s timer fired, not the %s one", elapsed, tc.before, tc.slow)
 				}
 				expectErrorRecord(t, onlyRecord(t, ig, r.Header.Get("X-Request-Id")), tc.status)
 			})
@@ -294,9 +302,10 @@ func TestHostileUpstream(t *testing.T) {
 				res := streamRequest(t, g, ig.key, `{"model":"`+tc.model+`","stream":true,`+msgs+`}`)
 				checkHeaders(t, &response{Status: res.status, Header: res.header}, true)
 				expectStreamError(t, res)
-				if res.elapsed > 15*time.Second {
-					t.Fatalf("the stream lasted %s; the timeout of the provider hostile is %s", res.elapsed, hostileTimeout)
-				}
+				// The stream error event is the gateway's own: these
+				// providers never end a stream cleanly, so the gateway cut
+				// it. A hang fails at streamRequest's deadline rather than
+				// at a bound on this machine's speed.
 				rec := onlyRecord(t, ig, res.requestID)
 				expectErrorRecord(t, rec, http.StatusOK)
 				if tc.estimated && (rec.UsageSource != "estimated" || rec.CompletionTokens <= 0 || rec.Cost <= 0) {
