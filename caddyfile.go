@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
 func init() {
@@ -29,6 +31,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	llm_gateway [<matcher>] {
 //		master_key         <key>            # e.g. {env.GATEWAY_MASTER_KEY}
 //		storage_path       <dir>
+//		durability         os|fsync         # default os
+//		usage_retention    <duration>       # e.g. 2160h; default: keep forever
 //		database_url       <url>            # e.g. {env.GATEWAY_DATABASE_URL}
 //		database_max_conns <n>
 //		provider <name> {
@@ -75,6 +79,23 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !strings.Contains(g.StoragePath, "{") && !filepath.IsAbs(g.StoragePath) {
 				return d.Errf("storage_path %q is relative: give an absolute path, or leave storage_path out to use Caddy's data directory", g.StoragePath)
 			}
+		case "durability":
+			if !d.AllArgs(&g.Durability) {
+				return d.ArgErr()
+			}
+			if _, err := storage.ParseDurability(g.Durability); err != nil || g.Durability == "" {
+				return d.Errf("durability %q: want os (the default: in the operating system before the response, on disk within 100 ms) or fsync (on disk before the response)", g.Durability)
+			}
+		case "usage_retention":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("usage_retention %q: want a positive duration such as 2160h (90 days)", s)
+			}
+			g.UsageRetention = caddy.Duration(dur)
 		case "database_url":
 			if !d.AllArgs(&g.DatabaseURL) {
 				return d.ArgErr()

@@ -30,6 +30,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			input: `llm_gateway {
 				master_key {env.GATEWAY_MASTER_KEY}
 				storage_path /var/lib/caddy/llm-gateway
+				durability fsync
 				provider openai {
 					api_key {env.OPENAI_API_KEY}
 					base_url https://api.openai.com/v1
@@ -51,6 +52,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want: &Gateway{
 				MasterKey:   "{env.GATEWAY_MASTER_KEY}",
 				StoragePath: "/var/lib/caddy/llm-gateway",
+				Durability:  "fsync",
 				Providers: map[string]*ProviderConfig{
 					"openai": {APIKey: "{env.OPENAI_API_KEY}", BaseURLs: []string{"https://api.openai.com/v1"}},
 					"mylocal": {
@@ -128,6 +130,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			wantErr: `database_url has scheme "mysql": it must be a postgres:// or postgresql:// URL, at Testfile:3`},
 		{name: "database_url not a URL", input: "llm_gateway {\n database_url host=db user=gw\n}", wantErr: "wrong argument count"},
 		{name: "database_url without scheme", input: "llm_gateway {\n database_url gw:pw@db/gw\n}", wantErr: "database_url must be a postgres:// or postgresql:// URL"},
+		{name: "usage_retention", input: "llm_gateway {\n usage_retention 90d\n}", want: &Gateway{UsageRetention: caddy.Duration(90 * 24 * time.Hour)}},
+		{name: "usage_retention zero", input: "llm_gateway {\n master_key x\n usage_retention 0s\n}", wantErr: `usage_retention "0s": want a positive duration such as 2160h (90 days), at Testfile:3`},
+		{name: "usage_retention not a duration", input: "llm_gateway {\n usage_retention forever\n}", wantErr: "want a positive duration"},
+		{name: "durability os", input: "llm_gateway {\n durability os\n}", want: &Gateway{Durability: "os"}},
+		{name: "unknown durability names the line", input: "llm_gateway {\n master_key x\n durability always\n}", wantErr: `durability "always": want os`},
+		{name: "durability line of its own", input: "llm_gateway {\n master_key x\n durability fsync\n durability always\n}", wantErr: "Testfile:4"},
+		{name: "durability without value", input: "llm_gateway {\n durability\n}", wantErr: "wrong argument count"},
 		{name: "database_max_conns not a number", input: "llm_gateway {\n database_max_conns many\n}", wantErr: "non-negative integer"},
 	}
 	for _, tt := range tests {
@@ -163,9 +172,11 @@ func TestValidateRejectsBadJSONConfig(t *testing.T) {
 			Providers: map[string]*ProviderConfig{"openai": {}},
 			Pricing:   map[string]PriceConfig{"opnai:x": {InputPricePerMillion: 1}},
 		},
-		"bad model key":   {Pricing: map[string]PriceConfig{"nomodel": {}}},
-		"provider no url": {Providers: map[string]*ProviderConfig{"custom": {}}},
-		"bad origin":      {CORSAllowOrigins: []string{"not a url"}},
+		"bad model key":      {Pricing: map[string]PriceConfig{"nomodel": {}}},
+		"provider no url":    {Providers: map[string]*ProviderConfig{"custom": {}}},
+		"bad origin":         {CORSAllowOrigins: []string{"not a url"}},
+		"bad durability":     {Durability: "sometimes"},
+		"negative retention": {UsageRetention: -1},
 	}
 	for name, g := range tests {
 		if err := g.Validate(); err == nil {

@@ -73,6 +73,37 @@ type Gateway struct {
 	// Most connections the database pool opens. Default: 16.
 	DatabaseMaxConns int `json:"database_max_conns,omitempty"`
 
+	// When a usage record counts as stored, which is before the client has
+	// the whole response (a non-stream body, a stream's final event):
+	//
+	//   - `os` (the default): written to the operating system. It survives
+	//     a crash or `kill -9` of Caddy; a background fsync puts it on disk
+	//     within 100 ms, so a power loss or kernel crash may lose the
+	//     records of the last 100 ms.
+	//   - `fsync`: on disk (fsync) first, so it survives a power loss too.
+	//     The records of concurrent requests share one fsync; a request
+	//     alone waits for one (a fraction of a millisecond on a local SSD,
+	//     several on network storage).
+	//
+	// Admin writes (users, keys, budgets, prices) are on disk before they
+	// are answered in both modes. The setting applies to the embedded store
+	// (storage_path); with database_url a record is committed in the
+	// database before the response either way, and durability is unused.
+	// Sites sharing a storage_path share one setting: a reload applies the
+	// new config's.
+	Durability string `json:"durability,omitempty"`
+
+	// Age from which usage records are deleted, in the background, in
+	// small batches that never hold the request path for long (for
+	// example `2160h`, 90 days). Unset (the default): records are kept
+	// forever. Spend, budgets and their history are kept: what a deleted
+	// record charged stays charged, and totals kept beside the records
+	// stay; only the records themselves leave `/v1/usage`. Applies to the
+	// embedded store; with database_url it is not supported yet (warned at
+	// start). Sites sharing a storage_path share one setting: a reload
+	// applies the new config's.
+	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
+
 	// Upstream LLM providers by name. The name is the prefix clients use in
 	// `provider:model`. Known providers (openai, mistral, groq, …) need only
 	// an API key; any other name needs a base URL.
@@ -113,6 +144,7 @@ type Gateway struct {
 	configPrices map[string]PriceConfig // Pricing by normalised model key
 	started      time.Time
 	storagePath  string
+	durability   storage.Durability
 	database     *postgresConfig // nil: the Badger store at storagePath
 	held         *gatewayState   // acquired from states by start; released by Cleanup
 	state        *gatewayState   // held, once start has succeeded; read after ready
@@ -201,6 +233,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	g.storagePath = dir
+	if g.durability, err = storage.ParseDurability(g.Durability); err != nil {
+		return err
+	}
 	if g.database != nil {
 		g.database.spoolDir = filepath.Join(dir, "spool")
 	}
@@ -331,8 +366,9 @@ func (g *Gateway) openState() (caddy.Destructor, error) {
 		return newPostgresState(*g.database)
 	}
 	return newGatewayState(storage.Options{
-		Dir:    g.storagePath,
-		Logger: caddy.Log().Named("llm_gateway.badger"),
+		Dir:        g.storagePath,
+		Logger:     caddy.Log().Named("llm_gateway.badger"),
+		Durability: g.durability,
 	})
 }
 
@@ -346,6 +382,14 @@ func (g *Gateway) start() error {
 		return fmt.Errorf("opening store at %s: %w", name.String, err)
 	}
 	g.held = val.(*gatewayState)
+	if st, ok := g.held.store.(*storage.Store); ok {
+		// A reload's settings, on the store it shares.
+		st.SetDurability(g.durability)
+		st.SetUsageRetention(time.Duration(g.UsageRetention))
+	} else if g.UsageRetention > 0 {
+		g.logger.Warn("usage_retention is not supported with database_url: usage records are kept",
+			zap.Duration("usage_retention", time.Duration(g.UsageRetention)))
+	}
 	if err := g.writeConfigPrices(); err != nil {
 		return err
 	}
@@ -360,6 +404,7 @@ func (g *Gateway) start() error {
 	g.logger.Info("llm_gateway started",
 		g.storeName(),
 		zap.Bool("store_shared", loaded),
+		zap.Stringer("durability", g.durability),
 		zap.Strings("providers", providers),
 		zap.Int("config_prices", len(g.configPrices)),
 		zap.Bool("master_key_set", g.hasMaster))
@@ -453,6 +498,12 @@ func (g *Gateway) Validate() error {
 	}
 	if g.DefaultMaxTokens < 0 {
 		return fmt.Errorf("default_max_tokens must not be negative")
+	}
+	if _, err := storage.ParseDurability(g.Durability); err != nil {
+		return err
+	}
+	if g.UsageRetention < 0 {
+		return fmt.Errorf("usage_retention must not be negative")
 	}
 	for key, p := range g.Pricing {
 		if _, err := normalizeModelKey(key); err != nil {

@@ -105,9 +105,24 @@ func checkBilled(t *testing.T, ig *inferenceGateway, done []string) {
 // (non-stream and stream requests in flight), mid-stream, and during admin
 // writes. After each restart every response a client received whole is
 // billed, spend equals the records, and every acknowledged write is there.
+// It runs in both durability modes: a record in the operating system
+// (the default) survives the process as surely as one on disk.
 func TestKillDuringLoadLosesNoBilledRequest(t *testing.T) {
 	t.Parallel()
-	ig := startInferenceGateway(t, "")
+	for _, mode := range []string{"", "durability fsync"} {
+		name := "default (os)"
+		if mode != "" {
+			name = mode
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			killDuringLoad(t, startInferenceGateway(t, mode))
+		})
+	}
+}
+
+// killDuringLoad is TestKillDuringLoadLosesNoBilledRequest on one gateway.
+func killDuringLoad(t *testing.T, ig *inferenceGateway) {
 	var all []string
 
 	t.Run("mid-burst", func(t *testing.T) {

@@ -249,9 +249,11 @@ func (s *Store) DeleteKey(id string) error {
 
 // TouchKey records that the key was used at t. It never moves LastUsedAt
 // backwards, and a missing key is not an error: it may have been deleted
-// while the request that used it was in flight.
+// while the request that used it was in flight. The write reaches the disk
+// with the next sync (within Options.SyncInterval), not before TouchKey
+// returns.
 func (s *Store) TouchKey(id string, t time.Time) error {
-	err := s.update(func(txn *badger.Txn) error {
+	err := s.updateLazy(func(txn *badger.Txn) error {
 		var k APIKey
 		err := getJSON(txn, apiKeyKey(id), &k)
 		if errors.Is(err, ErrNotFound) {

@@ -6,16 +6,20 @@
 // that is retried when Badger reports a conflict, so concurrent updates of
 // the same record never lose writes. Usage records are written by a single
 // goroutine that commits many records per transaction (group commit) while
-// each caller still waits until its own record is durable.
+// each caller still waits until its own record is stored as Durability
+// says: in the operating system (and on disk within SyncInterval), or on
+// disk. Every other write is on disk before it returns.
 //
 // The key layout is described in keys.go.
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -46,6 +50,16 @@ type Options struct {
 	// GCInterval is the period of value-log garbage collection. Zero means
 	// 10 minutes. GC does not run in memory mode.
 	GCInterval time.Duration
+	// Durability says when RecordUsage returns: once the record is in the
+	// operating system (DurabilityOS, the default) or on disk
+	// (DurabilityFsync). Every other write is on disk before it returns.
+	Durability Durability
+	// SyncInterval bounds, with DurabilityOS, how long a record stays
+	// unsynced. Zero means 100 ms.
+	SyncInterval time.Duration
+	// UsageRetention, when positive, is the age from which usage records
+	// are deleted in the background (SetUsageRetention).
+	UsageRetention time.Duration
 }
 
 // Store is the gateway's database. Create it with Open and release it with
@@ -65,15 +79,26 @@ type Store struct {
 	usage      chan *usageRequest
 	writerDone chan struct{}
 
-	stopGC chan struct{}
-	gcDone chan struct{}
+	// syncer makes the logs durable (nil in memory); durability is
+	// Options.Durability.
+	syncer     *logSyncer
+	durability atomic.Int32
+
+	// retention is SetUsageRetention's duration; retentionWake tells the
+	// loop deleting expired records that it changed.
+	retention     atomic.Int64
+	retentionWake chan struct{}
+
+	stopBackground chan struct{}
+	background     sync.WaitGroup // value-log GC, the log sync, record expiry
 }
 
 // Open opens (creating if needed) the database described by opts and starts
 // its background goroutines. A new database records FormatVersion; an
 // older one is migrated; a newer one is refused with ErrUnknownFormat.
 // The background goroutines are the usage writer and, on disk, the value-log
-// garbage collector. Close stops them.
+// garbage collector and the periodic log sync, and the deletion of expired
+// usage records. Close stops them.
 func Open(opts Options) (*Store, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -101,32 +126,34 @@ func Open(opts Options) (*Store, error) {
 	}
 
 	s := &Store{
-		db:         db,
-		logger:     logger,
-		usage:      make(chan *usageRequest, usageQueueSize),
-		writerDone: make(chan struct{}),
-		stopGC:     make(chan struct{}),
-		gcDone:     make(chan struct{}),
+		db:             db,
+		logger:         logger,
+		usage:          make(chan *usageRequest, usageQueueSize),
+		writerDone:     make(chan struct{}),
+		retentionWake:  make(chan struct{}, 1),
+		stopBackground: make(chan struct{}),
 	}
+	s.retention.Store(int64(max(opts.UsageRetention, 0)))
+	s.background.Go(func() { s.expireUsage(time.Now) })
+	s.durability.Store(int32(opts.Durability))
 	go s.writeUsage()
-	if opts.InMemory {
-		close(s.gcDone)
-	} else {
-		interval := opts.GCInterval
-		if interval <= 0 {
-			interval = defaultGCInterval
-		}
-		go s.collectGarbage(interval)
+	if !opts.InMemory {
+		s.syncer = newLogSyncer(opts.Dir)
+		gcInterval := cmp.Or(opts.GCInterval, defaultGCInterval)
+		s.background.Go(func() { s.collectGarbage(gcInterval) })
+		syncInterval := cmp.Or(opts.SyncInterval, defaultSyncInterval)
+		s.background.Go(func() { s.syncLogs(syncInterval) })
 	}
 	return s, nil
 }
 
 // badgerOptions tunes Badger for a small service: modest caches and
-// memtables, and synchronous writes so that a committed record survives a
-// crash. Values over 64 bytes (records, users, keys) live in the value log
-// and the LSM tree holds only keys and small values (index entries, spend
-// counters): compactions then move little data, which keeps their memory
-// and CPU low, and uncompressed tables cost no compression buffers.
+// memtables, uncompressed tables (no compression buffers). Badger's own
+// SyncWrites is off: a commit is then in the operating system when it
+// returns (the logs are memory-mapped), and the store syncs the logs itself
+// (logSyncer), once per batch of usage records with DurabilityFsync and
+// periodically with DurabilityOS. Values under valueThreshold stay in the
+// LSM tree's log, so a batch of usage records is one file to sync, not two.
 func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 	dir := opts.Dir
 	if opts.InMemory {
@@ -135,7 +162,7 @@ func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithInMemory(opts.InMemory).
 		WithLogger(newBadgerLogger(logger)).
-		WithSyncWrites(true).
+		WithSyncWrites(false).
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
@@ -148,14 +175,19 @@ func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 		WithCompression(options.None)
 }
 
-// valueThreshold is the size above which values go to the value log; in
-// memory there is no value log, so every value stays in the tree.
+// valueThreshold is the size from which values go to the value log; in
+// memory there is no value log, so every value stays in the tree. On disk
+// usage records (about 500 bytes of JSON) stay in the tree; a record with a
+// long error message may not, and its batch syncs the value log too.
 func valueThreshold(inMemory bool) int64 {
 	if inMemory {
 		return 1 << 20
 	}
-	return 64
+	return diskValueThreshold
 }
+
+// diskValueThreshold is valueThreshold on disk.
+const diskValueThreshold = 1 << 10
 
 // Close waits for queued usage records to be committed, stops the
 // background goroutines and closes the database. Further calls return nil;
@@ -170,10 +202,15 @@ func (s *Store) Close() error {
 
 	close(s.usage) // no sender is active: senders hold mu for reading
 	<-s.writerDone // the writer drains the queue and answers every caller
-	close(s.stopGC)
-	<-s.gcDone
+	close(s.stopBackground)
+	s.background.Wait()
 
-	if err := s.db.Close(); err != nil {
+	// Closing flushes the memtables into synced tables.
+	err := s.db.Close()
+	if s.syncer != nil {
+		s.syncer.close()
+	}
+	if err != nil {
 		return fmt.Errorf("closing database: %w", err)
 	}
 	return nil
@@ -206,14 +243,59 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 
 // update runs fn in a read-write transaction and commits it, running fn
 // again in a fresh transaction when the commit conflicts with another one.
-// fn must therefore have no side effects outside txn.
+// fn must therefore have no side effects outside txn. The commit is on disk
+// when update returns.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	return s.write(fn, true)
+}
+
+// updateLazy is update for writes that may reach the disk later (within
+// the next sync), such as a key's last use.
+func (s *Store) updateLazy(fn func(txn *badger.Txn) error) error {
+	return s.write(fn, false)
+}
+
+// write is update (sync true) and updateLazy.
+func (s *Store) write(fn func(txn *badger.Txn) error, sync bool) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
-	return s.updateOpen(fn)
+	if err := s.updateOpen(fn); err != nil {
+		return err
+	}
+	switch {
+	case s.syncer == nil:
+		return nil
+	case sync:
+		return s.syncer.sync(true)
+	}
+	s.syncer.wrote(true)
+	return nil
+}
+
+// SetDurability changes when RecordUsage returns (see Options.Durability),
+// from the next batch of records on: a config reload applies its setting to
+// the store it shares with the config before it.
+func (s *Store) SetDurability(d Durability) { s.durability.Store(int32(d)) }
+
+// syncLogs syncs the logs every interval when something was written
+// without a sync, until Close: the background half of DurabilityOS, and
+// what makes lazy writes (TouchKey) durable.
+func (s *Store) syncLogs(interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.stopBackground:
+			return
+		case <-ticker.C:
+			if err := s.syncer.syncDirty(); err != nil {
+				s.logger.Error("syncing usage records to disk failed; retrying", zap.Error(err))
+			}
+		}
+	}
 }
 
 // updateOpen is update for callers that already keep the database open:
@@ -239,12 +321,11 @@ func mapClosed(err error) error {
 
 // collectGarbage runs value-log GC every interval until Close.
 func (s *Store) collectGarbage(interval time.Duration) {
-	defer close(s.gcDone)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
-		case <-s.stopGC:
+		case <-s.stopBackground:
 			return
 		case <-ticker.C:
 			s.collectValueLog()
@@ -256,7 +337,7 @@ func (s *Store) collectGarbage(interval time.Duration) {
 func (s *Store) collectValueLog() {
 	for {
 		select {
-		case <-s.stopGC:
+		case <-s.stopBackground:
 			return
 		default:
 		}

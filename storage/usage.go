@@ -16,7 +16,9 @@ import (
 // with zero cost is stored all the same.
 //
 // Records are committed in batches by a single writer goroutine; RecordUsage
-// returns once the batch holding rec is committed. It returns early with an
+// returns once the batch holding rec is committed (in the operating system)
+// and, with DurabilityFsync, synced to disk; with DurabilityOS the sync
+// follows within Options.SyncInterval. It returns early with an
 // error when ctx is done or the store is closed; when ctx ends after rec was
 // queued, rec may still be committed. rec.ID and rec.Timestamp must be set;
 // a record stored again under the same ID and Timestamp replaces the

@@ -70,9 +70,31 @@ func (s *Store) commitUsage(batch []*usageRequest) {
 		s.commitUsage(batch[half:])
 		return
 	}
+	if err == nil {
+		err = s.persistUsage(batch)
+	}
 	for _, req := range batch {
 		req.done <- err
 	}
+}
+
+// persistUsage makes a committed batch as durable as the store's
+// durability asks:
+// one sync of the logs for the whole batch (DurabilityFsync), or a note
+// for the background sync (DurabilityOS).
+func (s *Store) persistUsage(batch []*usageRequest) error {
+	if s.syncer == nil {
+		return nil
+	}
+	vlog := false
+	for _, req := range batch {
+		vlog = vlog || len(req.value) >= diskValueThreshold
+	}
+	if Durability(s.durability.Load()) == DurabilityFsync {
+		return s.syncer.sync(vlog)
+	}
+	s.syncer.wrote(vlog)
+	return nil
 }
 
 // applyUsage writes the records of batch with their index entries and adds
