@@ -80,6 +80,13 @@ type logSyncer struct {
 
 	dirty     atomic.Bool // a write since the last sync
 	vlogDirty atomic.Bool // a write since the last sync may have reached the value log
+
+	// Group sync: each caller of sync takes a ticket after its commit; a
+	// sync covers every ticket taken before it began, so callers waiting
+	// for mu while another sync runs need not sync again once it is done.
+	tickets    atomic.Uint64
+	synced     uint64 // under mu: the last ticket a successful sync covered
+	syncedVlog uint64 // the same for syncs that covered the value log
 }
 
 func newLogSyncer(dir string) *logSyncer {
@@ -108,10 +115,29 @@ func (y *logSyncer) syncDirty() error {
 }
 
 // sync makes every commit that returned before it was called durable:
-// the write-ahead logs and, with vlog, the value log files.
+// the write-ahead logs and, with vlog, the value log files. Concurrent
+// callers share syncs: one that finds a sync begun after its call has
+// succeeded returns at once.
 func (y *logSyncer) sync(vlog bool) error {
+	ticket := y.tickets.Add(1)
 	y.mu.Lock()
 	defer y.mu.Unlock()
+	if y.synced >= ticket && (!vlog || y.syncedVlog >= ticket) {
+		return nil
+	}
+	covers := y.tickets.Load()
+	if err := y.syncLocked(vlog); err != nil {
+		return err
+	}
+	y.synced = covers
+	if vlog {
+		y.syncedVlog = covers
+	}
+	return nil
+}
+
+// syncLocked is sync's work, under mu.
+func (y *logSyncer) syncLocked(vlog bool) error {
 	names, err := readDirNames(y.dir)
 	if err != nil {
 		return fmt.Errorf("syncing the store's logs: %w", err)

@@ -98,6 +98,37 @@ func TestLogSyncerSyncsFromTheNewestSyncedFileOn(t *testing.T) {
 	}
 }
 
+// TestConcurrentSyncsShareOne checks the group sync: a caller whose
+// ticket a finished sync covered does not sync again; one that needs the
+// value log when the covering sync did not, does.
+func TestConcurrentSyncsShareOne(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "00001.mem"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00001.vlog"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := newLogSyncer(dir)
+	defer y.close()
+	// Two callers took tickets; the first one's sync covers both.
+	y.tickets.Add(1)
+	if err := y.sync(false); err != nil {
+		t.Fatal(err)
+	}
+	y.close() // forget the files: a sync that runs opens them again
+	y.synced, y.syncedVlog = 2, 0
+	y.tickets.Store(1) // the second caller's ticket will be 2
+	if err := y.sync(false); err != nil || len(y.files) != 0 {
+		t.Fatalf("a covered caller synced again: %v, %v", err, syncedFiles(y))
+	}
+	y.tickets.Store(1)
+	if err := y.sync(true); err != nil || !slices.Equal(syncedFiles(y), []string{"00001.mem", "00001.vlog"}) {
+		t.Fatalf("a caller needing the value log: %v, synced %v", err, syncedFiles(y))
+	}
+}
+
 // TestSyncDirtyOnlyAfterWrites checks that the background sync does
 // nothing without a write, and syncs after one.
 func TestSyncDirtyOnlyAfterWrites(t *testing.T) {
