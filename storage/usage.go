@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,7 +58,7 @@ func newUsageRequest(rec *UsageRecord) (*usageRequest, error) {
 	case strings.Contains(rec.APIKeyID, indexSeparator):
 		return nil, fmt.Errorf("invalid key id %q", rec.APIKeyID)
 	}
-	value, err := json.Marshal(rec)
+	value, err := appendUsageRecord(make([]byte, 0, 512), rec)
 	if err != nil {
 		return nil, fmt.Errorf("encoding record: %w", err)
 	}

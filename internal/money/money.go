@@ -70,6 +70,10 @@ func (m Money) appendDecimal(b []byte) []byte {
 // MarshalJSON writes m as a JSON number of dollars.
 func (m Money) MarshalJSON() ([]byte, error) { return m.appendDecimal(nil), nil }
 
+// AppendJSON appends m's JSON form (a decimal number of dollars, as
+// MarshalJSON writes it) to b: for encoders that build JSON by hand.
+func (m Money) AppendJSON(b []byte) []byte { return m.appendDecimal(b) }
+
 // errMoneyRange reports an amount outside Money's range.
 var errMoneyRange = errors.New("amount out of range")
 
