@@ -33,7 +33,8 @@ export BENCH_MASTER_KEY
 ADMIN=127.0.0.1:$((PORT + 9))
 GW=http://127.0.0.1:$((PORT + 2))
 
-sed -e "s/admin off/admin $ADMIN/" -e "s#storage_path .*#storage_path $RUN/store#" \
+sed -e "s/^\tadmin .*/\tadmin $ADMIN/" -e "s#storage_path .*/store\$#storage_path $RUN/store#" \
+	-e "s#storage_path .*/store-fsync\$#storage_path $RUN/store-fsync#" \
 	"$SWEEP/Caddyfile" >"$RUN/Caddyfile"
 
 pids=()

@@ -2,7 +2,8 @@
 # Benchmarks: the gateway's overhead, measured in one run
 # against (a) the mock upstream directly, (b) the same caddy binary with a
 # plain reverse_proxy to the mock and (c) llm_gateway with a virtual key, a
-# budget, a price, metering and durable usage records.
+# budget, a price, metering and usage records (durability os, the default);
+# (d) is (c) with durability fsync, non-stream only.
 #
 #   ./bench/run.sh          the sweep: concurrency 1 16 64 256, non-stream
 #                           and stream, against (a), (b) and (c)
@@ -25,7 +26,9 @@
 #   BENCH_CONTENT_BYTES=1000  assistant content per response
 #   BENCH_CHUNKS=20           content chunks per stream
 #   BENCH_CHUNK_DELAY=1ms     mock delay before each content chunk
-#   BENCH_PORT=18400          mock; +1 reverse_proxy, +2 gateway
+#   BENCH_PORT=18400          mock; +1 reverse_proxy, +2 gateway, +6 gateway
+#                             with durability fsync, +9 caddy's admin endpoint
+#                             (its /metrics gives allocations per request)
 #   BENCH_SCALE_KEYS=100000  BENCH_SCALE_RECORDS=1000000  BENCH_SCALE_USERS=1000
 #   BENCH_SCALE_CONCURRENCY=64  BENCH_USAGE_REQUESTS=200
 #   BENCH_ROUNDS=3            (route) alternating rounds
@@ -71,6 +74,9 @@ GW_PORT=$((PORT + 2))
 MOCK=http://127.0.0.1:$MOCK_PORT
 PROXY=http://127.0.0.1:$PROXY_PORT
 GW=http://127.0.0.1:$GW_PORT
+FSYNC_PORT=$((PORT + 6))
+GWF=http://127.0.0.1:$FSYNC_PORT
+ADMIN_ADDR=127.0.0.1:$((PORT + 9))
 PG_PORTS=($((PORT + 3)) $((PORT + 4)) $((PORT + 5)))
 
 BIN=$ROOT/bench/.bin
@@ -224,10 +230,10 @@ start_mock() {
 	"$BIN/benchctl" wait -url "$MOCK/health" -timeout 10s >/dev/null
 }
 
-write_caddyfile() { # storage_path
+write_caddyfile() { # storage_path [fsync: add the (d) site]
 	cat >"$RUN/Caddyfile" <<EOF
 {
-	admin off
+	admin $ADMIN_ADDR
 	persist_config off
 	auto_https off
 	grace_period 2s
@@ -268,6 +274,24 @@ http://127.0.0.1:$GW_PORT {
 	}
 }
 EOF
+	[[ ${2:-} == fsync ]] || return 0
+	cat >>"$RUN/Caddyfile" <<EOF
+
+# (d) the same with durability fsync: each record on disk before its
+# response, one fsync per batch of concurrent requests.
+http://127.0.0.1:$FSYNC_PORT {
+	bind 127.0.0.1
+	llm_gateway {
+		master_key {env.BENCH_MASTER_KEY}
+		storage_path $1-fsync
+		durability fsync
+		provider mock {
+			base_url $MOCK/v1
+		}
+		price mock:bench 0.15 0.60
+	}
+}
+EOF
 }
 
 start_caddy() { # sets CADDY_PID and STARTUP_MS (launch to the first 200 of /health/readiness)
@@ -296,9 +320,9 @@ EOF
 run_row() {
 	local name=$1 url=$2 body=$3 stream=$4 c=$5 rss=$6
 	local args=(-url "$url" -body-file "$body" -c "$c" -d "$DURATION" -warmup "$WARMUP" -json
-		-H "Authorization: Bearer $VKEY")
+		-H "Authorization: Bearer ${KEY_OVERRIDE:-$VKEY}")
 	((stream)) && args+=(-stream)
-	((rss)) && args+=(-pid "$CADDY_PID")
+	((rss)) && args+=(-pid "$CADDY_PID" -metrics "http://$ADMIN_ADDR/metrics")
 	((rss)) && rss_start "$ROWS/$name.rss"
 	if ! "$BIN/loadgen" "${args[@]}" >"$ROWS/$name.json" 2>"$ROWS/$name.err"; then
 		log "loadgen reported no successful request for $name: $(head -c 500 "$ROWS/$name.json" "$ROWS/$name.err" 2>/dev/null)"
@@ -316,20 +340,28 @@ run_row() {
 
 sweep() {
 	write_bodies
-	write_caddyfile "$RUN/store"
+	write_caddyfile "$RUN/store" fsync
 	start_mock
-	log "starting caddy: (b) $PROXY reverse_proxy, (c) $GW llm_gateway"
+	log "starting caddy: (b) $PROXY reverse_proxy, (c) $GW llm_gateway, (d) $GWF llm_gateway with durability fsync"
 	start_caddy
 	READY_RSS=$(status_kb "$CADDY_PID" VmRSS)
 	READY_ANON=$(status_kb "$CADDY_PID" RssAnon)
 	log "caddy ready in $STARTUP_MS ms (pid $CADDY_PID, RSS $((READY_RSS / 1024)) MB)"
 	VKEY=$("$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY")
+	FKEY=$("$BIN/benchctl" setup -url "$GWF" -master "$BENCH_MASTER_KEY")
 	"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/chat.json"
 	"$BIN/benchctl" check -url "$GW/v1/chat/completions" -key "$VKEY" -body-file "$RUN/chat-stream.json" -stream
-	log "smoke test: the gateway answers 200 with the virtual key"
+	"$BIN/benchctl" check -url "$GWF/v1/chat/completions" -key "$FKEY" -body-file "$RUN/chat.json"
+	log "smoke test: both gateways answer 200 with their virtual keys"
+	# This machine's fsync, on the store's file system, in the same run.
+	"$BIN/benchctl" fsync -dir "$RUN" -n 2000 >"$ROWS/fsync.json"
+	log "fsync of a 512-byte append: $(tr -d '\n ' <"$ROWS/fsync.json")"
 
-	local n_rows=0 per
-	for _ in $MODES; do for _ in $CONCURRENCY; do n_rows=$((n_rows + 3)); done; done
+	local n_rows=0 per m0
+	for m0 in $MODES; do for _ in $CONCURRENCY; do
+		n_rows=$((n_rows + 3))
+		[[ $m0 == nonstream ]] && n_rows=$((n_rows + 1))
+	done; done
 	log "running $n_rows rows of $DURATION (+ $WARMUP warm-up) each"
 	local m c stream body
 	for m in $MODES; do
@@ -345,8 +377,12 @@ sweep() {
 			run_row "$m-c$c-a" "$MOCK/v1/chat/completions" "$body" "$stream" "$c" 0
 			run_row "$m-c$c-b" "$PROXY/v1/chat/completions" "$body" "$stream" "$c" 1
 			run_row "$m-c$c-c" "$GW/v1/chat/completions" "$body" "$stream" "$c" 1
+			if [[ $m == nonstream ]]; then
+				KEY_OVERRIDE=$FKEY run_row "$m-c$c-d" "$GWF/v1/chat/completions" "$body" "$stream" "$c" 1
+			fi
 		done
 	done
+	"$BIN/benchctl" fsync -dir "$RUN" -n 2000 >"$ROWS/fsync-after.json"
 
 	per="$DURATION per row after a $WARMUP warm-up; one worker per connection; \`POST /v1/chat/completions\` with \`$(tr -d '\n' <"$RUN/chat.json")\` (streams add \`\"stream\":true,\"stream_options\":{\"include_usage\":true}\`) and the virtual key in \`Authorization\` for all three targets; mock response $CONTENT_BYTES content bytes, streams in $CHUNKS content chunks with $CHUNK_DELAY before each."
 	mkdir -p "$RESULTS"
@@ -664,7 +700,7 @@ command -v go >/dev/null || {
 	echo "bench: go is not on PATH" >&2
 	exit 1
 }
-for p in "$MOCK_PORT" "$PROXY_PORT" "$GW_PORT" "${PG_PORTS[@]}"; do
+for p in "$MOCK_PORT" "$PROXY_PORT" "$GW_PORT" "$FSYNC_PORT" "$((PORT + 9))" "${PG_PORTS[@]}"; do
 	if ! port_free "$p"; then
 		echo "bench: port $p is in use; set BENCH_PORT to another base port" >&2
 		exit 1

@@ -9,6 +9,7 @@
 //	benchctl count  -url URL -key KEY
 //	benchctl report -dir ROWS -out FILE -command CMD [...]
 //	benchctl scale-report -dir DIR -out FILE -command CMD
+//	benchctl fsync  -dir DIR [-n 1000]
 package main
 
 import (
@@ -43,6 +44,8 @@ func main() {
 		err = cmdReport(args)
 	case "scale-report":
 		err = cmdScaleReport(args)
+	case "fsync":
+		err = cmdFsync(args)
 	default:
 		usage()
 	}
@@ -53,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchctl wait|setup|check|count|report|scale-report [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchctl wait|setup|check|count|report|scale-report|fsync [flags]")
 	os.Exit(2)
 }
 

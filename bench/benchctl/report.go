@@ -26,6 +26,7 @@ type loadResult struct {
 	ErrorSamples []string         `json:"error_samples"`
 	RPS          float64          `json:"rps"`
 	CPUPerReqUS  float64          `json:"server_cpu_us_per_request"`
+	AllocsPerReq float64          `json:"server_allocs_per_request"`
 	CPUSeconds   float64          `json:"server_cpu_seconds"`
 	Latency      latency          `json:"latency"`
 	TTFB         *latency         `json:"ttfb"`
@@ -82,6 +83,7 @@ var targets = []struct{ id, name string }{
 	{"a", "(a) mock direct"},
 	{"b", "(b) caddy reverse_proxy"},
 	{"c", "(c) llm_gateway"},
+	{"d", "(d) llm_gateway, durability fsync"},
 }
 
 var modes = []struct{ id, name string }{
@@ -113,8 +115,8 @@ func cmdReport(args []string) error {
 			*startup, float64(*readyRSS)/1024, float64(*readyAnon)/1024)
 	}
 
-	b.WriteString("| mode | conc. | target | req/s | p50 ms | p90 ms | p99 ms | +p50 vs (a) ms | +p50 vs (b) ms | TTFB p50 ms | caddy CPU µs/req | peak RSS MB (anon) | errors |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| mode | conc. | target | req/s | p50 ms | p90 ms | p99 ms | +p50 vs (a) ms | +p50 vs (b) ms | TTFB p50 ms | caddy CPU µs/req | caddy allocs/req | peak RSS MB (anon) | errors |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	rows := map[string]*row{}
 	var samples []string
 	for _, m := range modes {
@@ -136,7 +138,7 @@ func cmdReport(args []string) error {
 				if t.id != "a" && a != nil && a.res.Requests > 0 && r.res.Requests > 0 {
 					vsA = signed(l.P50 - a.res.Latency.P50)
 				}
-				if t.id == "c" && bb != nil && bb.res.Requests > 0 && r.res.Requests > 0 {
+				if (t.id == "c" || t.id == "d") && bb != nil && bb.res.Requests > 0 && r.res.Requests > 0 {
 					vsB = signed(l.P50 - bb.res.Latency.P50)
 				}
 				ttfb := "—"
@@ -147,12 +149,16 @@ func cmdReport(args []string) error {
 				if r.res.CPUPerReqUS > 0 && t.id != "a" {
 					cpu = fmt.Sprintf("%.0f", r.res.CPUPerReqUS)
 				}
+				allocs := "—"
+				if r.res.AllocsPerReq > 0 && t.id != "a" {
+					allocs = fmt.Sprintf("%.0f", r.res.AllocsPerReq)
+				}
 				rss := "—"
 				if r.rssKB > 0 && t.id != "a" {
 					rss = fmt.Sprintf("%.0f (%.0f)", float64(r.rssKB)/1024, float64(r.anonKB)/1024)
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %d |\n",
-					m.name, c, t.name, r.res.RPS, l.P50, l.P90, l.P99, vsA, vsB, ttfb, cpu, rss, r.res.Errors)
+				fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %d |\n",
+					m.name, c, t.name, r.res.RPS, l.P50, l.P90, l.P99, vsA, vsB, ttfb, cpu, allocs, rss, r.res.Errors)
 				for k, v := range r.res.ErrorKinds {
 					samples = append(samples, fmt.Sprintf("- %s c=%s %s: %d × %s", m.name, c, t.name, v, k))
 				}
@@ -168,13 +174,18 @@ func cmdReport(args []string) error {
 		b.WriteString(strings.Join(samples, "\n"))
 		b.WriteString("\n\n")
 	}
-	targetsSection(&b, rows)
+	fsync := readFsync(*dir)
+	if fsync != nil {
+		fmt.Fprintf(&b, "fsync of a 512-byte append on the store's file system, timed by `benchctl fsync` in this run (2,000 before the rows, 2,000 after): p50 %.3f ms, p90 %.3f ms, p99 %.3f ms.\n\n",
+			fsync.P50, fsync.P90, fsync.P99)
+	}
+	targetsSection(&b, rows, fsync)
 
 	return publish(*out, b.String())
 }
 
 // targetsSection compares the run with the performance targets.
-func targetsSection(b *strings.Builder, rows map[string]*row) {
+func targetsSection(b *strings.Builder, rows map[string]*row, fsync *fsyncResult) {
 	type check struct {
 		what, value string
 		ok          bool
@@ -194,8 +205,17 @@ func targetsSection(b *strings.Builder, rows map[string]*row) {
 	}
 	if b1, c1 := get("nonstream-c1-b"), get("nonstream-c1-c"); b1 != nil && c1 != nil {
 		d := c1.Latency.P50 - b1.Latency.P50
-		checks = append(checks, check{"added p50 of (c) over (b), non-stream, concurrency 1 (target ≤ 0.2 ms)",
+		checks = append(checks, check{"added p50 of (c) over (b), non-stream, concurrency 1, durability os (target ≤ 0.2 ms)",
 			fmt.Sprintf("%.3f ms", d), d <= 0.2, true})
+	}
+	if b1, d1 := get("nonstream-c1-b"), get("nonstream-c1-d"); b1 != nil && d1 != nil && fsync != nil {
+		d := d1.Latency.P50 - b1.Latency.P50
+		checks = append(checks, check{"added p50 of (d) over (b), non-stream, concurrency 1, durability fsync (target ≤ 0.2 ms + one fsync p50)",
+			fmt.Sprintf("%.3f ms (0.2 + %.3f = %.3f ms allowed)", d, fsync.P50, 0.2+fsync.P50), d <= 0.2+fsync.P50, true})
+	}
+	if b64, d64 := get("nonstream-c64-b"), get("nonstream-c64-d"); b64 != nil && d64 != nil {
+		checks = append(checks, check{"throughput (d) / (b), non-stream, concurrency 64 (for reference)",
+			fmt.Sprintf("%.2f (%.0f / %.0f req/s)", d64.RPS/b64.RPS, d64.RPS, b64.RPS), true, false})
 	}
 	for _, c := range []string{"1", "64"} {
 		bs, cs := get("stream-c"+c+"-b"), get("stream-c"+c+"-c")
@@ -230,6 +250,40 @@ func targetsSection(b *strings.Builder, rows map[string]*row) {
 		fmt.Fprintf(b, "| %s | %s | %s |\n", c.what, c.value, mark)
 	}
 	b.WriteString("\n")
+}
+
+// fsyncResult is benchctl fsync's output.
+type fsyncResult struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+}
+
+// readFsync reads fsync.json and fsync-after.json from dir and returns
+// their figures averaged (nil when neither is there).
+func readFsync(dir string) *fsyncResult {
+	var sum fsyncResult
+	n := 0
+	for _, name := range []string{"fsync.json", "fsync-after.json"} {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		var r fsyncResult
+		if json.Unmarshal(raw, &r) != nil || r.Count == 0 {
+			continue
+		}
+		sum.Count += r.Count
+		sum.P50 += r.P50
+		sum.P90 += r.P90
+		sum.P99 += r.P99
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return &fsyncResult{Count: sum.Count, P50: sum.P50 / float64(n), P90: sum.P90 / float64(n), P99: sum.P99 / float64(n)}
 }
 
 func signed(v float64) string {

@@ -53,6 +53,7 @@ type options struct {
 	timeout     time.Duration
 	stream      bool
 	pid         int
+	metrics     string
 }
 
 func main() {
@@ -73,6 +74,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "per-request timeout")
 	flag.BoolVar(&o.stream, "stream", false, "read the response as SSE: measure TTFB and require a final [DONE]")
 	flag.IntVar(&o.pid, "pid", 0, "also report the CPU time this process (the server) used during the measurement (Linux)")
+	flag.StringVar(&o.metrics, "metrics", "", "Prometheus URL of the server (caddy's admin /metrics): also report its heap allocations per request")
 	flag.Parse()
 
 	fail := func(format string, args ...any) {
@@ -217,15 +219,23 @@ func run(ctx context.Context, o options) *result {
 			}
 		}()
 	}
-	var cpuStart, cpuEnd float64
-	cpuErr := errors.New("no -pid")
-	if o.pid > 0 {
+	var cpuStart, cpuEnd, mallocStart, mallocEnd float64
+	cpuErr, mallocErr := errors.New("no -pid"), errors.New("no -metrics")
+	if o.pid > 0 || o.metrics != "" {
 		time.Sleep(time.Until(measureStart))
+	}
+	if o.pid > 0 {
 		cpuStart, cpuErr = cpuSeconds(o.pid)
+	}
+	if o.metrics != "" {
+		mallocStart, mallocErr = mallocs(o.metrics)
 	}
 	wg.Wait()
 	if o.pid > 0 && cpuErr == nil {
 		cpuEnd, cpuErr = cpuSeconds(o.pid)
+	}
+	if o.metrics != "" && mallocErr == nil {
+		mallocEnd, mallocErr = mallocs(o.metrics)
 	}
 	elapsed := time.Since(measureStart)
 	if elapsed < 0 {
@@ -275,6 +285,13 @@ func run(ctx context.Context, o options) *result {
 			if res.Requests > 0 {
 				res.CPUPerRequestUS = res.CPUSeconds / float64(res.Requests) * 1e6
 			}
+		}
+	}
+	if o.metrics != "" {
+		if mallocErr != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: allocations from %s: %v\n", o.metrics, mallocErr)
+		} else if res.Requests > 0 {
+			res.AllocsPerRequest = (mallocEnd - mallocStart) / float64(res.Requests)
 		}
 	}
 	return res
@@ -436,6 +453,10 @@ type result struct {
 	// successful request.
 	CPUSeconds      float64 `json:"server_cpu_seconds,omitempty"`
 	CPUPerRequestUS float64 `json:"server_cpu_us_per_request,omitempty"`
+	// AllocsPerRequest is the server's heap allocations (Go's
+	// go_memstats_mallocs_total) during the measurement per successful
+	// request; with -metrics.
+	AllocsPerRequest float64 `json:"server_allocs_per_request,omitempty"`
 }
 
 func (r *result) print(out io.Writer) {
