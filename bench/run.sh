@@ -355,7 +355,7 @@ sweep() {
 	log "smoke test: both gateways answer 200 with their virtual keys"
 	# This machine's fsync, on the store's file system, in the same run.
 	"$BIN/benchctl" fsync -dir "$RUN" -n 2000 >"$ROWS/fsync.json"
-	log "fsync of a 512-byte append: $(tr -d '\n ' <"$ROWS/fsync.json")"
+	log "fsync (fdatasync of a 512-byte write): $(tr -d '\n ' <"$ROWS/fsync.json")"
 
 	local n_rows=0 per m0
 	for m0 in $MODES; do for _ in $CONCURRENCY; do

@@ -281,6 +281,10 @@ func TestStartupLog(t *testing.T) {
 			api_key {env.NOT_SET_ANYWHERE}
 			base_url http://127.0.0.1:1/v1
 		}`})
+	// /health answers once Caddy serves, which may be before the store is
+	// open and the start-up line written (the config's prices are written,
+	// each synced to disk, first).
+	waitFor(t, "the start-up line", func() bool { return logHas(g.output.String(), "llm_gateway started") })
 	out := g.output.String()
 	dir, _ := json.Marshal(g.Dir)
 	if !logHas(out, "llm_gateway started", `"storage_path":`+string(dir), `"providers":["emptykey","mock","stuck"]`, `"master_key_set":true`) {

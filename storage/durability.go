@@ -191,7 +191,10 @@ func (y *logSyncer) syncFile(name string) error {
 		}
 		y.files[name] = f
 	}
-	return f.Sync()
+	if err := datasync(f); err != nil {
+		return fmt.Errorf("syncing %s: %w", name, err)
+	}
+	return nil
 }
 
 // close releases the open files.

@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
-// cmdFsync measures this machine's fsync where the store lives: n times,
-// append 512 bytes to a file and fsync it, as a usage batch's write-ahead
-// log append does. It prints the p50, p90 and p99 in ms as JSON.
+// cmdFsync measures this machine's fsync where the store lives, as the
+// store syncs its write-ahead log: n times, write 512 bytes at the next
+// offset of a preallocated file and fdatasync it. It prints the p50, p90
+// and p99 in ms as JSON.
 func cmdFsync(args []string) error {
 	fs := flag.NewFlagSet("fsync", flag.ExitOnError)
 	dir := fs.String("dir", os.TempDir(), "directory on the file system to measure")
@@ -29,13 +31,19 @@ func cmdFsync(args []string) error {
 	defer os.Remove(filepath.Join(*dir, filepath.Base(f.Name())))
 	defer f.Close()
 	buf := make([]byte, 512)
+	if err := f.Truncate(int64(*n * len(buf))); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
 	times := make([]float64, 0, *n)
-	for range *n {
-		if _, err := f.Write(buf); err != nil {
+	for i := range *n {
+		if _, err := f.WriteAt(buf, int64(i*len(buf))); err != nil {
 			return err
 		}
 		t := time.Now()
-		if err := f.Sync(); err != nil {
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
 			return err
 		}
 		times = append(times, float64(time.Since(t).Microseconds())/1000)
