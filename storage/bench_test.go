@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // benchRecord is a typical usage record.
@@ -51,4 +54,35 @@ func BenchmarkUsageRecordJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRecordUsageDisk commits records through the usage writer on
+// disk in each durability mode, from as many goroutines as
+// -cpu × RunParallel gives: os returns once the record is in the
+// operating system, fsync once its batch is synced.
+func BenchmarkRecordUsageDisk(b *testing.B) {
+	for _, d := range []Durability{DurabilityOS, DurabilityFsync} {
+		b.Run(d.String(), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), Durability: d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				rec := *benchRecord()
+				for pb.Next() {
+					id, err := uuid.NewV7()
+					if err != nil {
+						b.Fatal(err)
+					}
+					rec.ID = id.String()
+					if err := s.RecordUsage(context.Background(), &rec); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }
