@@ -71,7 +71,7 @@ func usageResponses(records []storage.UsageRecord) []usageResponse {
 }
 
 // listUsage answers GET /v1/usage: records newest first, filtered by date
-// range, user, key, model and end user.
+// range, user, key, model, end user and status.
 func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	skip, limit, err := pagination(r)
 	if err != nil {
@@ -86,6 +86,11 @@ func (g *Gateway) listUsage(w http.ResponseWriter, r *http.Request) error {
 	f.APIKeyID = q.Get("api_key_id")
 	f.Model = q.Get("model")
 	f.EndUser = q.Get("end_user")
+	switch f.Status = q.Get("status"); f.Status {
+	case "", "success", "error":
+	default:
+		return errValidation("Query parameter 'status' must be 'success' or 'error'")
+	}
 	records, err := g.store().ListUsage(f, skip, limit)
 	if err != nil {
 		return err

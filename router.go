@@ -57,6 +57,10 @@ var routes = compileRoutes([]route{
 	{http.MethodGet, "/v1/usage", "/v1/usage", authMaster, noParam((*Gateway).listUsage)},
 	{http.MethodGet, "/v1/usage/summary", "/v1/usage/summary", authMaster, noParam((*Gateway).usageSummary)},
 
+	// Ours: the config's providers and routes, for the dashboard and the CLI.
+	{http.MethodGet, "/v1/providers", "other", authMaster, noParam((*Gateway).listProviders)},
+	{http.MethodGet, "/v1/routes", "other", authMaster, noParam((*Gateway).listRoutes)},
+
 	{http.MethodGet, "/health", "/health", authNone, noParam((*Gateway).serveHealth)},
 	{http.MethodHead, "/health", "/health", authNone, noParam((*Gateway).serveHealth)},
 	{http.MethodGet, "/health/liveness", "/health/liveness", authNone, noParam((*Gateway).serveLiveness)},

@@ -144,6 +144,7 @@ type UsageFilter struct {
 	APIKeyID string
 	Model    string
 	EndUser  string
+	Status   string    // "success" or "error"; empty: both
 	Start    time.Time // inclusive
 	End      time.Time // inclusive
 }

@@ -130,7 +130,7 @@ func (s *Store) listUsage(f UsageFilter, skip, limit int) ([]UsageRecord, int, e
 	checkUser := f.APIKeyID != "" && f.UserID != ""
 	// Without filters on the record, skipped entries need not be read.
 	checkModel := f.Model != "" && !byModel
-	readSkipped := checkModel || f.EndUser != "" || checkUser
+	readSkipped := checkModel || f.EndUser != "" || checkUser || f.Status != ""
 
 	recs := []UsageRecord{}
 	visited := 0
@@ -167,7 +167,8 @@ func (s *Store) listUsage(f UsageFilter, skip, limit int) ([]UsageRecord, int, e
 			if err != nil {
 				return fmt.Errorf("loading usage record %q: %w", suffix[timestampKeySize:], err)
 			}
-			if (checkModel && rec.Model != f.Model) || (f.EndUser != "" && rec.EndUser != f.EndUser) || (checkUser && rec.UserID != f.UserID) {
+			if (checkModel && rec.Model != f.Model) || (f.EndUser != "" && rec.EndUser != f.EndUser) || (checkUser && rec.UserID != f.UserID) ||
+				(f.Status != "" && rec.Status != f.Status) {
 				continue
 			}
 			if skip > 0 {

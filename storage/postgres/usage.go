@@ -58,6 +58,9 @@ func (s *Store) ListUsage(f storage.UsageFilter, skip, limit int) ([]storage.Usa
 	if f.EndUser != "" {
 		add("end_user = $?", f.EndUser)
 	}
+	if f.Status != "" {
+		add("status = $?", f.Status)
+	}
 	if !f.Start.IsZero() {
 		add("ts >= $?", f.Start)
 	}

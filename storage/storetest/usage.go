@@ -29,9 +29,13 @@ func usageFixture(t *testing.T, s Store) []*storage.UsageRecord {
 		{"", "", "m1", "", at(6 * time.Minute)}, // no user, no key
 	}
 	var recs []*storage.UsageRecord
-	for _, r := range rows {
+	for i, r := range rows {
 		rec := record(r.user, r.key, r.ts, storage.Dollars(0.001))
 		rec.Model, rec.EndUser = r.model, r.endUser
+		rec.Status = "success"
+		if i%3 == 1 { // rows 1 and 4: an error each for u1, with and without key
+			rec.Status, rec.StatusCode, rec.ErrorMessage = "error", 502, "LLM provider error"
+		}
 		mustRecord(t, s, rec)
 		recs = append(recs, rec)
 	}
@@ -67,6 +71,10 @@ func testUsageFilters(t *testing.T, s Store) {
 			return r.UserID == "u2" && r.EndUser == "e1" && !r.Timestamp.After(at(4*time.Minute))
 		}},
 		{"unknown model", storage.UsageFilter{Model: "nope"}, func(*storage.UsageRecord) bool { return false }},
+		{"status error", storage.UsageFilter{Status: "error"}, func(r *storage.UsageRecord) bool { return r.Status == "error" }},
+		{"status success", storage.UsageFilter{Status: "success"}, func(r *storage.UsageRecord) bool { return r.Status == "success" }},
+		{"key and status", storage.UsageFilter{APIKeyID: "k1", Status: "error"}, func(r *storage.UsageRecord) bool { return r.APIKeyID == "k1" && r.Status == "error" }},
+		{"model and status", storage.UsageFilter{Model: "m1", Status: "success"}, func(r *storage.UsageRecord) bool { return r.Model == "m1" && r.Status == "success" }},
 	}
 	for _, tc := range tests {
 		got, err := s.ListUsage(tc.f, 0, 100)
@@ -100,6 +108,12 @@ func testUsagePagination(t *testing.T, s Store) {
 			u2 = append(u2, r.ID)
 		}
 	}
+	var succeeded []string
+	for _, r := range recs {
+		if r.Status == "success" {
+			succeeded = append(succeeded, r.ID)
+		}
+	}
 	tests := []struct {
 		f           storage.UsageFilter
 		want        []string
@@ -112,6 +126,7 @@ func testUsagePagination(t *testing.T, s Store) {
 		{storage.UsageFilter{}, all, 2, 0},
 		{storage.UsageFilter{UserID: "u2"}, u2, 1, 1},
 		{storage.UsageFilter{UserID: "u2"}, u2, 2, 5},
+		{storage.UsageFilter{Status: "success"}, succeeded, 2, 2},
 	}
 	for _, tc := range tests {
 		got, err := s.ListUsage(tc.f, tc.skip, tc.limit)
