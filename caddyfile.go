@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -56,6 +57,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		default_max_tokens <n>
 //		cors_allow_origins <origin> [<origin>...]
 //		max_request_body   <size>           # e.g. 10MiB
+//		dashboard [{                        # the web UI at /ui/
+//			session_lifetime <duration>  # default 12h
+//			session_idle     <duration>  # default 1h
+//		}]
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -162,6 +167,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_request_body: invalid size %q", s)
 			}
 			g.MaxRequestBody = int64(size)
+		case "dashboard":
+			if err := g.unmarshalDashboard(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized subdirective '%s'", d.Val())
 		}
@@ -260,6 +269,40 @@ func (g *Gateway) unmarshalProvider(d *caddyfile.Dispenser) error {
 		g.Providers = make(map[string]*ProviderConfig)
 	}
 	g.Providers[name] = p
+	return nil
+}
+
+// unmarshalDashboard parses the dashboard subdirective and its block.
+func (g *Gateway) unmarshalDashboard(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if g.Dashboard != nil {
+		return d.Errf("dashboard defined twice")
+	}
+	c := new(DashboardConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "session_lifetime", "session_idle":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur < time.Minute {
+				return d.Errf("dashboard: %s: invalid duration %q (at least 1m)", opt, s)
+			}
+			if opt == "session_lifetime" {
+				c.SessionLifetime = caddy.Duration(dur)
+			} else {
+				c.SessionIdle = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("dashboard: unrecognized subdirective '%s'", opt)
+		}
+	}
+	g.Dashboard = c
 	return nil
 }
 

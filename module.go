@@ -137,6 +137,10 @@ type Gateway struct {
 	// Default: 10 MiB. Admin routes are always capped at 1 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
 
+	// The web dashboard at `/ui/` (sign-in with the master key). Absent
+	// (the default): off, and `/ui/` goes to the next handler.
+	Dashboard *DashboardConfig `json:"dashboard,omitempty"`
+
 	hasMaster    bool
 	masterHash   [sha256.Size]byte
 	upstreams    map[string]*upstream
@@ -152,6 +156,7 @@ type Gateway struct {
 	logger       *zap.Logger
 	accessLog    *zap.Logger // Caddy's access logger, for entries without keys
 	clock        func() time.Time
+	ui           *dashboard // nil unless Dashboard is set
 }
 
 // PriceConfig is a model's price in USD per million tokens.
@@ -275,6 +280,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		for i := range rt.targets {
 			g.setTargetHealthGauge(rt, i)
 		}
+	}
+
+	if err := g.provisionDashboard(); err != nil {
+		return err
 	}
 
 	app, err := ctx.App("llm_gateway")
@@ -534,6 +543,11 @@ func (g *Gateway) Validate() error {
 			return err
 		}
 	}
+	if g.Dashboard != nil {
+		if err := g.Dashboard.validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -542,6 +556,7 @@ func (g *Gateway) Cleanup() error {
 	for _, up := range g.upstreams {
 		up.close()
 	}
+	g.cleanupDashboard()
 	if g.ready != nil {
 		g.markReady() // the config will not start (or is stopping)
 	}
@@ -559,6 +574,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	path := r.URL.Path
 	isV1 := path == "/v1" || strings.HasPrefix(path, "/v1/")
 	isHealth := path == "/health" || strings.HasPrefix(path, "/health/")
+	if g.ui != nil && isDashboardPath(path) {
+		return g.serveDashboard(w, r)
+	}
 	if !isV1 && !isHealth {
 		// Not the gateway's: the next handler's response, left untouched.
 		return next.ServeHTTP(w, r)
