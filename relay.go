@@ -69,6 +69,31 @@ func (a *attempt) setUsage(u translate.Usage, contentBytes int) {
 // the first token, notices a client that left and bills the stream. The
 // usage record is committed before the client sees the stream's end.
 func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *call, resp *http.Response, a *attempt) error {
+	events := translate.NewReader(resp.Body)
+	// A route can still fail over while nothing has reached the client, so
+	// its stream is answered once the provider's first bytes are in: a
+	// provider that sends its 200 and dies before any event is failed over
+	// from like one that refused. A call without a route answers at once.
+	var first translate.Piece
+	var firstErr error
+	prefetched := c.failover != 0
+	if prefetched {
+		first, firstErr = events.Next()
+		if len(first.Data) == 0 && firstErr != nil && (ctx.Err() == nil || isTimeout(ctx.Err())) && !cutByShutdown(ctx) {
+			outcome, cause := routing.Connection, "the provider closed the stream before its first event"
+			if !errors.Is(firstErr, io.EOF) {
+				_, cause = g.upstreamFailure(c, firstErr)
+				if isTimeout(firstErr) || isTimeout(ctx.Err()) {
+					outcome = routing.Timeout
+				}
+			}
+			if c.failover.Has(outcome) {
+				a.failed, a.statusCode, a.errorMessage, a.outcome = true, http.StatusBadGateway, "stream failed before its first event: "+cause, outcome
+				a.failedOver, a.answerErr = true, newError(http.StatusBadGateway, "provider_error", msgProviderError)
+				return errFailedOver
+			}
+		}
+	}
 	status, contentType := c.tr.StreamHeader(resp.StatusCode, resp.Header.Get("Content-Type"))
 	h := w.Header()
 	if contentType != "" {
@@ -107,10 +132,15 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 		return !flush || rc.Flush() == nil
 	}
 
-	events := translate.NewReader(resp.Body)
 	clientGone := false
 	for {
-		p, err := events.Next()
+		var p translate.Piece
+		var err error
+		if prefetched {
+			p, err, prefetched = first, firstErr, false
+		} else {
+			p, err = events.Next()
+		}
 		if a.span != nil && a.responseModel == "" && len(p.Data) > 0 {
 			a.responseModel = streamModel(p.Data)
 		}

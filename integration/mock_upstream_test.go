@@ -34,6 +34,8 @@ const (
 //	gated       a stream that sends one chunk, then waits for release()
 //	slow        a non-stream answer sent once the test sends on slow (or release())
 //	drop        a stream that sends one chunk, then drops the connection
+//	drop-early  a stream that sends its 200 headers, then drops the
+//	            connection before any event
 //	hang        never answers (until the request is cancelled)
 //	err-<code>  answers <code> with an OpenAI error body
 type mockUpstream struct {
@@ -143,6 +145,13 @@ func (m *mockUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	chunk := func(content string) {
 		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":%q,\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", req.Model, content)
 		_ = rc.Flush()
+	}
+	if req.Model == "drop-early" {
+		_ = rc.Flush()
+		if conn, _, err := rc.Hijack(); err == nil {
+			conn.Close()
+		}
+		return
 	}
 	chunk("Hello")
 	switch req.Model {

@@ -312,6 +312,24 @@ func TestRouteStreamNeverFailsOverAfterTheFirstByte(t *testing.T) {
 	}
 }
 
+// TestRouteStreamFailsOverBeforeItsFirstEvent: a provider that sends its
+// 200 and drops the connection before any event has sent the client
+// nothing, so the route fails over; the attempt is recorded and costs
+// nothing.
+func TestRouteStreamFailsOverBeforeItsFirstEvent(t *testing.T) {
+	t.Parallel()
+	rg := startRouteGateway(t, "route r {\n to good:drop-early\n fallback good2:ok\n}", gatewayConfig{})
+	r := expect(t, rg.chatTo(rg.key, "r", true), http.StatusOK)
+	body := string(r.Body)
+	if !strings.Contains(body, `"content":"Hello"`) || strings.Contains(body, "An error occurred during streaming") || !strings.Contains(body, "[DONE]") || r.Header.Get("X-Gateway-Target") != "good2:ok" {
+		t.Fatalf("stream from %q:\n%s", r.Header.Get("X-Gateway-Target"), body)
+	}
+	expectAttempts(t, rg.attempts(t, r), "good:drop-early error", "good2:ok success")
+	if n := len(rg.good2.Requests()); n != 1 {
+		t.Fatalf("the fallback received %d requests, want 1", n)
+	}
+}
+
 // TestRouteWeights: over 400 requests the `to` targets share the load as
 // their weights say (3:1), within 5 standard deviations of the binomial
 // (a chance below 1e-6 of a false failure).
