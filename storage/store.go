@@ -91,6 +91,13 @@ type Store struct {
 
 	stopBackground chan struct{}
 	background     sync.WaitGroup // value-log GC, the log sync, record expiry
+
+	// retryMu turns conflicts into turns: a read-modify-write makes its
+	// first attempt holding it for reading and, after a conflict, its
+	// retries holding it for writing, when no other transaction of this
+	// store can commit in between. Without it one writer among many on the
+	// same object can lose every attempt.
+	retryMu sync.RWMutex
 }
 
 // Open opens (creating if needed) the database described by opts and starts
@@ -299,9 +306,19 @@ func (s *Store) syncLogs(interval time.Duration) {
 }
 
 // updateOpen is update for callers that already keep the database open:
-// holders of mu and the usage writer, which Close waits for.
+// holders of mu and the usage writer, which Close waits for. A transaction
+// that conflicts runs again alone (see retryMu), so it cannot conflict again
+// with this store's own writers; maxConflictRetries only guards against a
+// writer outside it.
 func (s *Store) updateOpen(fn func(txn *badger.Txn) error) error {
-	var err error
+	s.retryMu.RLock()
+	err := s.db.Update(fn)
+	s.retryMu.RUnlock()
+	if !errors.Is(err, badger.ErrConflict) {
+		return mapClosed(err)
+	}
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
 	for range maxConflictRetries {
 		err = s.db.Update(fn)
 		if !errors.Is(err, badger.ErrConflict) {

@@ -173,7 +173,11 @@ func testUpdateUserConcurrent(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	if want := fmt.Sprint(writers * each); u.Alias == nil || *u.Alias != want {
-		t.Fatalf("counter = %v, want %s: an update was lost", u.Alias, want)
+		got := "unset"
+		if u.Alias != nil {
+			got = *u.Alias
+		}
+		t.Fatalf("counter = %s, want %s: an update was lost", got, want)
 	}
 }
 
