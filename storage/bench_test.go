@@ -86,3 +86,32 @@ func BenchmarkRecordUsageDisk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecordUsageSerial commits one record at a time through the
+// usage writer on disk, as a client at concurrency 1 does: with fsync,
+// each record waits for its own sync, to be compared with
+// BenchmarkFdatasync (a bare fdatasync of a write into a preallocated
+// file, as the store's log is).
+func BenchmarkRecordUsageSerial(b *testing.B) {
+	for _, d := range []Durability{DurabilityOS, DurabilityFsync} {
+		b.Run(d.String(), func(b *testing.B) {
+			s, err := Open(Options{Dir: b.TempDir(), Durability: d})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ReportAllocs()
+			rec := *benchRecord()
+			for b.Loop() {
+				id, err := uuid.NewV7()
+				if err != nil {
+					b.Fatal(err)
+				}
+				rec.ID = id.String()
+				if err := s.RecordUsage(context.Background(), &rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
