@@ -74,7 +74,9 @@ type Gateway struct {
 	DatabaseMaxConns int `json:"database_max_conns,omitempty"`
 
 	// When a usage record counts as stored, which is before the client has
-	// the whole response (a non-stream body, a stream's final event):
+	// the whole response (a non-stream body, a stream's final event).
+	//
+	// With the embedded store (storage_path):
 	//
 	//   - `os` (the default): written to the operating system. It survives
 	//     a crash or `kill -9` of Caddy; a background fsync puts it on disk
@@ -85,12 +87,23 @@ type Gateway struct {
 	//     alone waits for one (a fraction of a millisecond on a local SSD,
 	//     several on network storage).
 	//
+	// With database_url, a record is committed in PostgreSQL before the
+	// response either way, so a crash of Caddy loses nothing in both modes:
+	//
+	//   - `os` (the default): the settlement's transaction (records, their
+	//     charges, the hold's release) commits with synchronous_commit off
+	//     for itself only, without waiting for PostgreSQL's WAL flush. A
+	//     crash of PostgreSQL or a power loss of its machine may lose the
+	//     records (and their charges) of the last 3 × wal_writer_delay, 600
+	//     ms by default; a committed record is never half lost.
+	//   - `fsync`: the database's own synchronous_commit (on by default):
+	//     the record is on PostgreSQL's disk before the response. The
+	//     records of concurrent requests share one commit.
+	//
 	// Admin writes (users, keys, budgets, prices) are on disk before they
-	// are answered in both modes. The setting applies to the embedded store
-	// (storage_path); with database_url a record is committed in the
-	// database before the response either way, and durability is unused.
-	// Sites sharing a storage_path share one setting: a reload applies the
-	// new config's.
+	// are answered in both modes and both stores, and so are usage records
+	// delivered from the outage spool. Sites sharing a store share one
+	// setting: a reload applies the new config's.
 	Durability string `json:"durability,omitempty"`
 
 	// Age from which usage records are deleted, in the background, in
@@ -243,6 +256,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	if g.database != nil {
 		g.database.spoolDir = filepath.Join(dir, "spool")
+		g.database.durability = g.durability
 	}
 
 	g.configPrices = make(map[string]PriceConfig, len(g.Pricing))
@@ -395,7 +409,10 @@ func (g *Gateway) start() error {
 		// A reload's settings, on the store it shares.
 		st.SetDurability(g.durability)
 		st.SetUsageRetention(time.Duration(g.UsageRetention))
-	} else if g.UsageRetention > 0 {
+	} else if st, ok := g.held.store.(*postgres.Store); ok {
+		st.SetDurability(g.durability)
+	}
+	if _, ok := g.held.store.(*storage.Store); !ok && g.UsageRetention > 0 {
 		g.logger.Warn("usage_retention is not supported with database_url: usage records are kept",
 			zap.Duration("usage_retention", time.Duration(g.UsageRetention)))
 	}

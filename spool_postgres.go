@@ -93,5 +93,6 @@ func (m *pgMeter) deliverSpooled(ctx context.Context, payload []byte) error {
 		Records: []*storage.UsageRecord{s.Record},
 		HoldID:  s.HoldID,
 		Tokens:  s.Tokens,
+		Durable: true, // the spool deletes it once delivered
 	})
 }

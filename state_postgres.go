@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/spool"
+	"github.com/llmgateway/caddy-llm-gateway/storage"
 	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 )
 
@@ -39,6 +40,8 @@ type postgresConfig struct {
 	url      string // resolved; holds the password: never logged
 	maxConns int32
 	spoolDir string // where usage records wait out an outage
+	// durability is the config's; a reload sets it again (Gateway.start).
+	durability storage.Durability
 }
 
 // newPostgresState opens the PostgreSQL store at cfg.url (migrating its
@@ -52,7 +55,8 @@ func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the usage spool: %w", err)
 	}
-	store, err := postgres.Open(ctx, postgres.Options{URL: cfg.url, MaxConns: cfg.maxConns, Logger: logger})
+	store, err := postgres.Open(ctx, postgres.Options{URL: cfg.url, MaxConns: cfg.maxConns,
+		Durability: cfg.durability, Logger: logger})
 	if err != nil {
 		sp.Close()
 		return nil, err

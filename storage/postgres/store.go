@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,6 +59,10 @@ type Options struct {
 	// it fails with ErrSchemaBehind when a migration is missing. For
 	// deployments that migrate in a separate step.
 	SkipMigrations bool
+	// Durability says when a settlement (usage records and their charges)
+	// counts as committed; see Store.SetDurability. Default
+	// storage.DurabilityOS.
+	Durability storage.Durability
 	// Logger receives the store's own logs. Nil discards them.
 	Logger *zap.Logger
 }
@@ -79,6 +84,7 @@ type Store struct {
 
 	settlements chan *settleRequest
 	writerDone  chan struct{}
+	durability  atomic.Int32 // a storage.Durability; see SetDurability
 
 	schema  string        // current_schema() of the store's tables, for Listen
 	closing chan struct{} // closed when Close starts; stops Listen
@@ -110,6 +116,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.logger == nil {
 		s.logger = zap.NewNop()
 	}
+	s.SetDurability(opts.Durability)
 	configurePool(cfg, opts)
 
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
@@ -127,6 +134,27 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go s.writeSettlements()
 	return s, nil
 }
+
+// SetDurability sets when a settlement counts as committed, for the
+// settlements committed from now on (a reload's setting):
+//
+//   - storage.DurabilityOS: the settlement's transaction sets
+//     synchronous_commit off for itself (set_config(…, true), inside the
+//     settlement's one statement), so its commit returns once the commit
+//     record is in the database server's WAL buffers, without waiting for
+//     the WAL flush, and releases its row locks at once. It is visible to
+//     every other session at once, and it survives a crash of the
+//     gateway; a crash of the database server or of its machine may lose
+//     the settlements of the last 3 × wal_writer_delay (600 ms by
+//     default), never part of one.
+//   - storage.DurabilityFsync: synchronous_commit is left as the database
+//     has it (on by default): the commit returns once flushed to disk.
+//
+// Other writes (users, keys, budgets, prices, lease and hold bookkeeping)
+// are not affected: they commit with the database's setting. A spooled
+// settlement is always delivered with DurabilityFsync (Settlement.Durable),
+// since the spool forgets it once delivered.
+func (s *Store) SetDurability(d storage.Durability) { s.durability.Store(int32(d)) }
 
 // configurePool applies opts to cfg: pool size, timeouts, search_path,
 // and timestamps scanned in UTC (pgx would use time.Local).

@@ -34,6 +34,11 @@ type Settlement struct {
 	// (what the request really used, for tokens-per-minute limits).
 	// Negative keeps the estimate.
 	Tokens int64
+	// Durable commits the settlement with the database's synchronous_commit
+	// (on disk before Settle returns, by default) whatever the store's
+	// durability: for a settlement whose only other copy is deleted once
+	// it is committed (a spooled one). A batch holding one is committed so.
+	Durable bool
 }
 
 // settleRequest is one Settle call waiting for the writer.
@@ -156,7 +161,7 @@ func (s *Store) commitSettlements(batch []*settleRequest) {
 	var err error
 	for range maxTxRetries {
 		err = s.runOpen(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
-			_, err := c.Exec(ctx, settleSQL, settleArgs(batch)...)
+			_, err := c.Exec(ctx, settleSQL, append(settleArgs(batch), s.asyncCommit(batch))...)
 			return err
 		})
 		if !retryable(err) {
@@ -177,6 +182,21 @@ func (s *Store) commitSettlements(batch []*settleRequest) {
 	}
 }
 
+// asyncCommit reports whether batch may commit without waiting for the WAL
+// flush: the store's durability is DurabilityOS and no settlement in it is
+// Durable.
+func (s *Store) asyncCommit(batch []*settleRequest) bool {
+	if storage.Durability(s.durability.Load()) != storage.DurabilityOS {
+		return false
+	}
+	for _, req := range batch {
+		if req.st.Durable {
+			return false
+		}
+	}
+	return true
+}
+
 // settleSQL settles a batch in one statement, hence one transaction:
 //
 //   - new records are inserted; a record id already stored is skipped
@@ -185,10 +205,17 @@ func (s *Store) commitSettlements(batch []*settleRequest) {
 //     however many records add to it, in key order so that two batches
 //     lock periods in the same order);
 //   - the holds are released and their rate-limit entries get their real
-//     token counts.
+//     token counts;
+//   - with $24 true (durability os), synchronous_commit is off for this
+//     transaction only (set_config with is_local: the statement's implicit
+//     transaction ends with it, so the setting never outlives the batch and
+//     costs no round trip). PostgreSQL reads synchronous_commit when the
+//     transaction commits, after the statement ran, so the whole batch
+//     commits without waiting for its WAL flush, and the spend rows it
+//     locked are free as soon as the statement ends.
 //
 // Parameters are parallel arrays, one element per record ($1–$21) or per
-// hold ($22–$24).
+// hold ($22–$23), then $24.
 const settleSQL = `
 WITH recs AS (
 	SELECT * FROM unnest(
@@ -240,7 +267,8 @@ released AS (
 	RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM charged),
-	(SELECT count(*) FROM counted), (SELECT count(*) FROM released)`
+	(SELECT count(*) FROM counted), (SELECT count(*) FROM released),
+	(SELECT set_config('synchronous_commit', 'off', true) WHERE $24::boolean)`
 
 // settleArgs lays batch out as settleSQL's parallel arrays. A record id
 // that appears twice in the batch (a redelivery racing the original) is
