@@ -35,6 +35,10 @@
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 #                             (fleet) a server on which each run creates a
 #                             fresh database, dropped after; needs psql
+#   BENCH_FLEET_USERS=64      (fleet) accounts of the many-account rows: the
+#                             c=64 rows run again with the load spread over
+#                             that many users, each with its own key and
+#                             budget (1: only the one-account rows)
 #
 # Needs Go and bash, coreutils and /proc; nothing else. Everything it makes
 # lives in bench/.bin (binaries), bench/.run (store, logs, raw results) and
@@ -67,6 +71,8 @@ SCALE_CONCURRENCY=${BENCH_SCALE_CONCURRENCY:-64}
 USAGE_REQUESTS=${BENCH_USAGE_REQUESTS:-200}
 DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 ROUNDS=${BENCH_ROUNDS:-3}
+FLEET_USERS=${BENCH_FLEET_USERS:-64}
+KEYS_FILE="" # when set, run_row and fleet_row spread requests over its keys
 
 MOCK_PORT=$PORT
 PROXY_PORT=$((PORT + 1))
@@ -322,6 +328,7 @@ run_row() {
 	local args=(-url "$url" -body-file "$body" -c "$c" -d "$DURATION" -warmup "$WARMUP" -json
 		-H "Authorization: Bearer ${KEY_OVERRIDE:-$VKEY}")
 	((stream)) && args+=(-stream)
+	[[ -n $KEYS_FILE ]] && args+=(-keys-file "$KEYS_FILE")
 	((rss)) && args+=(-pid "$CADDY_PID" -metrics "http://$ADMIN_ADDR/metrics")
 	((rss)) && rss_start "$ROWS/$name.rss"
 	if ! "$BIN/loadgen" "${args[@]}" >"$ROWS/$name.json" 2>"$ROWS/$name.err"; then
@@ -570,6 +577,7 @@ fleet_row() {
 		local args=(-url "http://127.0.0.1:${PG_PORTS[$i]}/v1/chat/completions" -body-file "$body" -c "$share"
 			-d "$DURATION" -warmup "$WARMUP" -json -H "Authorization: Bearer $VKEY")
 		((stream)) && args+=(-stream)
+		[[ -n $KEYS_FILE ]] && args+=(-keys-file "$KEYS_FILE")
 		"$BIN/loadgen" "${args[@]}" >"$ROWS/$name.$i.json" 2>"$ROWS/$name.$i.err" &
 		pids+=($!)
 	done
@@ -643,7 +651,16 @@ fleet() {
 	"$BIN/benchctl" check -url "http://127.0.0.1:${PG_PORTS[0]}/v1/chat/completions" -key "$pg_key" -body-file "$RUN/chat-stream.json" -stream
 	log "smoke test: every instance answers 200 with the virtual key"
 
-	local row m c stream body
+	local row m c stream body u
+	if ((FLEET_USERS > 1)); then
+		: >"$RUN/keys.badger"
+		: >"$RUN/keys.pg"
+		for ((u = 0; u < FLEET_USERS; u++)); do
+			"$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY" -user "bench-user-$u" >>"$RUN/keys.badger" 2>/dev/null
+			"$BIN/benchctl" setup -url "http://127.0.0.1:${PG_PORTS[0]}" -master "$BENCH_MASTER_KEY" -user "bench-user-$u" >>"$RUN/keys.pg" 2>/dev/null
+		done
+		log "many-account rows: $FLEET_USERS users, each with its own key and budget, on (c) and (d)"
+	fi
 	for row in nonstream:1 nonstream:64 stream:64; do
 		m=${row%:*} c=${row#*:}
 		stream=0 body=$RUN/chat.json
@@ -654,6 +671,14 @@ fleet() {
 		VKEY=$pg_key
 		run_row "$m-c$c-d" "http://127.0.0.1:${PG_PORTS[0]}/v1/chat/completions" "$body" "$stream" "$c" 0
 		fleet_row "$m-c$c-d3" "$body" "$stream" "$c"
+		if ((FLEET_USERS > 1 && c > 1)); then
+			KEYS_FILE=$RUN/keys.badger
+			run_row "$m-c$c-cm" "$GW/v1/chat/completions" "$body" "$stream" "$c" 0
+			KEYS_FILE=$RUN/keys.pg
+			run_row "$m-c$c-dm" "http://127.0.0.1:${PG_PORTS[0]}/v1/chat/completions" "$body" "$stream" "$c" 0
+			fleet_row "$m-c$c-d3m" "$body" "$stream" "$c"
+			KEYS_FILE=""
+		fi
 	done
 	round_trips
 	fleet_report
@@ -672,10 +697,11 @@ fleet_report() {
 		echo "|---|---|---:|---:|---:|---:|"
 		for row in nonstream:1 nonstream:64 stream:64; do
 			m=${row%:*} c=${row#*:}
-			for t in b c d d3; do
+			for t in b c d d3 cm dm d3m; do
 				f=$ROWS/$m-c$c-$t.json
+				[[ -e $f || -e $ROWS/$m-c$c-$t.0.json ]] || continue
 				rps=""
-				if [[ $t == d3 ]]; then
+				if [[ $t == d3* ]]; then
 					f=$ROWS/$m-c$c-$t.0.json
 					rps=$(cat "$ROWS/$m-c$c-$t.rps")
 				fi
@@ -687,6 +713,7 @@ fleet_report() {
 		echo
 		echo "b: plain reverse_proxy; c: llm_gateway, Badger; d: llm_gateway with database_url, one instance;"
 		echo "d3: three instances on one database, the connections split over them (req/s summed; latencies of the first instance's share)."
+		echo "cm, dm, d3m: as c, d, d3 with the requests spread over $FLEET_USERS users, each with its own key and budget (worker i uses account i mod $FLEET_USERS); c, d, d3 bill one user and one key."
 		echo
 		read -r reqs busy idle <"$ROWS/roundtrips"
 		echo "Database round trips: $busy statements committed for $reqs non-stream requests at c=1 on (d), $idle by the idle instances over as long: $(awk -v b="$busy" -v i="$idle" -v n="$reqs" 'BEGIN { printf "%.2f", (b - i) / n }') per request."

@@ -12,6 +12,10 @@
 // first SSE "data:" line. Only successful responses (2xx, and for streams a
 // final "data: [DONE]" and no error event) enter the latency histograms;
 // the others are counted as errors by cause.
+//
+// With -keys-file (one virtual key per line), worker i sends its requests
+// with the key on line i mod N as its bearer token, so that N accounts
+// share the load.
 package main
 
 import (
@@ -46,6 +50,7 @@ type options struct {
 	method      string
 	body        []byte
 	header      http.Header
+	keyHeaders  []http.Header // -keys-file: one header set per key
 	concurrency int
 	duration    time.Duration
 	requests    int64
@@ -63,6 +68,7 @@ func main() {
 		body     = flag.String("body", "", "request body (inline)")
 		bodyFile = flag.String("body-file", "", "file holding the request body")
 		jsonOut  = flag.Bool("json", false, "print the result as JSON")
+		keysFile = flag.String("keys-file", "", "file of bearer keys, one a line: worker i uses key i mod N")
 	)
 	flag.StringVar(&o.url, "url", "", "target URL (required)")
 	flag.StringVar(&o.method, "method", "", "HTTP method (default POST with a body, GET without)")
@@ -125,6 +131,20 @@ func main() {
 	if o.header.Get("User-Agent") == "" {
 		o.header.Set("User-Agent", "llm-gateway-loadgen/1")
 	}
+	if *keysFile != "" {
+		b, err := os.ReadFile(*keysFile)
+		if err != nil {
+			fail("%v", err)
+		}
+		for _, k := range strings.Fields(string(b)) {
+			h := o.header.Clone()
+			h.Set("Authorization", "Bearer "+k)
+			o.keyHeaders = append(o.keyHeaders, h)
+		}
+		if len(o.keyHeaders) == 0 {
+			fail("-keys-file %s: no keys", *keysFile)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -150,6 +170,7 @@ type worker struct {
 	errs    map[string]int64
 	sample  []string // first few distinct error descriptions
 	br      *bufio.Reader
+	header  http.Header // the request headers of this worker
 }
 
 func (w *worker) fail(kind, detail string) {
@@ -198,7 +219,10 @@ func run(ctx context.Context, o options) *result {
 		workers = make([]*worker, o.concurrency)
 	)
 	for i := range workers {
-		w := &worker{errs: map[string]int64{}, br: bufio.NewReaderSize(nil, 64<<10)}
+		w := &worker{errs: map[string]int64{}, br: bufio.NewReaderSize(nil, 64<<10), header: o.header}
+		if len(o.keyHeaders) > 0 {
+			w.header = o.keyHeaders[i%len(o.keyHeaders)]
+		}
 		workers[i] = w
 		wg.Add(1)
 		go func() {
@@ -316,7 +340,7 @@ func (w *worker) do(ctx context.Context, tr *http.Transport, o options, measured
 		w.fail("request", err.Error())
 		return
 	}
-	req.Header = o.header // read-only for the transport; shared by all workers
+	req.Header = w.header // read-only for the transport; shared between workers
 
 	t0 := time.Now()
 	resp, err := tr.RoundTrip(req)
