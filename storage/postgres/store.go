@@ -65,6 +65,9 @@ type Options struct {
 	Durability storage.Durability
 	// Logger receives the store's own logs. Nil discards them.
 	Logger *zap.Logger
+	// Tracer, when set, sees every statement the store's connections send
+	// (pgx's hook; for metrics, and for the tests that count round trips).
+	Tracer pgx.QueryTracer
 }
 
 // Store is the gateway's state in PostgreSQL. Create it with Open and
@@ -169,6 +172,9 @@ func configurePool(cfg *pgxpool.Config, opts Options) {
 	cfg.HealthCheckPeriod = 30 * time.Second
 	if cfg.ConnConfig.ConnectTimeout == 0 || opts.ConnectTimeout > 0 {
 		cfg.ConnConfig.ConnectTimeout = orDefault(opts.ConnectTimeout, DefaultConnectTimeout)
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	if opts.Schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
