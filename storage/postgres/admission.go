@@ -118,11 +118,13 @@ func (e *RateRefusal) Error() string {
 // the in-memory meter's semantics: it checks the rate rules (in order; a
 // refusal records nothing), counts the request in every rate window, then
 // checks the budgets (in order; a refusal leaves the request counted) and
-// holds req.Cost against every budget, all in one call of gateway_admit
-// (one statement, one round trip; see 0002_metering.sql for how it
-// serialises per account). A refusal is a *RateRefusal or a *BudgetRefusal; any other
-// error means nothing was held (ErrUnavailable: the database is
-// unreachable).
+// holds req.Cost against every budget. The admissions waiting at the same
+// time on this store are decided together, in the order they came, by one
+// call of gateway_admit_batch (one statement, one round trip; see
+// admission_batch.go and 0006_admit_batch.sql). A refusal is a
+// *RateRefusal or a *BudgetRefusal; any other error means nothing was held
+// (ErrUnavailable: the database is unreachable). When ctx ends first, Admit
+// returns its error and a hold the batch took for req anyway is released.
 func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error) {
 	if req.HoldID == "" || req.Instance == "" {
 		return nil, errors.New("admitting request: hold id and instance are required")
@@ -130,68 +132,66 @@ func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error)
 	if req.Cost < 0 {
 		return nil, fmt.Errorf("admitting request: negative cost %s", req.Cost)
 	}
-	n := len(req.Budgets)
-	bOwner, bAccount := make([]string, n), make([]string, n)
-	bPeriod, bMax := make([]time.Time, n), make([]*int64, n)
-	for i, b := range req.Budgets {
-		bOwner[i], bAccount[i] = ownerCode(b.Account.Owner), b.Account.ID
-		bPeriod[i], bMax[i] = b.Period, int64Ptr(b.Max)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	m := len(req.Rates)
-	rOwner, rAccount := make([]string, m), make([]string, m)
-	rRPM, rTPM := make([]int64, m), make([]int64, m)
-	for i, r := range req.Rates {
-		rOwner[i], rAccount[i] = ownerCode(r.Account.Owner), r.Account.ID
-		rRPM[i], rTPM[i] = r.RPM, r.TPM
+	call := &admitCall{req: req, done: make(chan admitAnswer, 1)}
+	if err := s.enqueueAdmission(ctx, call); err != nil {
+		return nil, err
 	}
+	select {
+	case ans := <-call.done:
+		return ans.adm, ans.err
+	case <-ctx.Done():
+		if call.state.CompareAndSwap(callWaiting, callAbandoned) {
+			return nil, ctx.Err()
+		}
+		ans := <-call.done // answered meanwhile: the answer stands
+		return ans.adm, ans.err
+	}
+}
 
-	var (
-		outcome         string
-		refused         *int32
-		spent, reserved *int64
-		oldest          *time.Time
-		counts          []*int64
-		oldests         []*time.Time
-	)
-	err := s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
-		return c.QueryRow(ctx, `SELECT outcome, refused, spent, reserved, oldest, counts, oldests
-			FROM gateway_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-			req.HoldID, req.Instance, req.Now, req.LeaseUntil, int64(req.Cost),
-			bOwner, bAccount, bPeriod, bMax,
-			req.Now.Add(-RateWindowLength), req.Tokens, rOwner, rAccount, rRPM, rTPM, req.Unpriced,
-		).Scan(&outcome, &refused, &spent, &reserved, &oldest, &counts, &oldests)
-	})
-	if err != nil {
-		return nil, s.fail("admitting request", err)
-	}
+// admitRow is one row of gateway_admit_batch: the decision on one request.
+type admitRow struct {
+	outcome         string
+	refused         *int32
+	spent, reserved *int64
+	oldest          *time.Time
+	counts          []*int64
+	oldests         []*time.Time
+}
+
+// answer turns the decision on req into Admit's result.
+func (r *admitRow) answer(req AdmitRequest) (*Admission, error) {
+	m := len(req.Rates)
 	windows := func() []RateWindow {
 		w := make([]RateWindow, m)
 		for i := range w {
-			if i < len(counts) && counts[i] != nil {
-				w[i].Count = *counts[i]
+			if i < len(r.counts) && r.counts[i] != nil {
+				w[i].Count = *r.counts[i]
 			}
-			if i < len(oldests) && oldests[i] != nil {
-				w[i].Oldest = *oldests[i]
+			if i < len(r.oldests) && r.oldests[i] != nil {
+				w[i].Oldest = *r.oldests[i]
 			}
 		}
 		return w
 	}
-	switch outcome {
+	switch r.outcome {
 	case "admitted":
 		return &Admission{HoldID: req.HoldID, Windows: windows()}, nil
 	case "rate":
-		i := int(deref32(refused))
+		i := int(deref32(r.refused))
 		retry := req.Now
-		if oldest != nil {
-			retry = oldest.Add(RateWindowLength)
+		if r.oldest != nil {
+			retry = r.oldest.Add(RateWindowLength)
 		}
 		return nil, &RateRefusal{Index: i, Rate: req.Rates[i], RetryAt: retry}
 	case "budget", "unpriced":
-		i := int(deref32(refused))
-		return nil, &BudgetRefusal{Index: i, Budget: req.Budgets[i], Unpriced: outcome == "unpriced",
-			Spent: storage.Money(deref64(spent)), Reserved: storage.Money(deref64(reserved)), Windows: windows()}
+		i := int(deref32(r.refused))
+		return nil, &BudgetRefusal{Index: i, Budget: req.Budgets[i], Unpriced: r.outcome == "unpriced",
+			Spent: storage.Money(deref64(r.spent)), Reserved: storage.Money(deref64(r.reserved)), Windows: windows()}
 	}
-	return nil, fmt.Errorf("admitting request: unexpected outcome %q", outcome)
+	return nil, fmt.Errorf("admitting request: unexpected outcome %q", r.outcome)
 }
 
 func deref32(p *int32) int32 {

@@ -40,7 +40,7 @@ func firstLine(sql string) string {
 // request's hot path (admission and settlement with its usage record;
 // authentication is served from the instance's caches): one statement for
 // the admission and at most one for the settlement, fewer when concurrent
-// settlements share a batch. (pgx also prepares each statement text once
+// admissions or settlements share a batch. (pgx also prepares each statement text once
 // per connection, on its first use there: not per request.)
 func TestHotPathIsTwoStatementsPerRequest(t *testing.T) {
 	counter := &statementCounter{texts: map[string]int{}}
@@ -81,8 +81,8 @@ func TestHotPathIsTwoStatementsPerRequest(t *testing.T) {
 		}
 		wg.Wait()
 		q := counter.queries.Load() - q0
-		if q > 2*n || q < n+1 {
-			t.Errorf("%d concurrent requests sent %d statements, want %d admissions and between 1 and %d settlements", n, q, n, n)
+		if q > 2*n || q < 2 {
+			t.Errorf("%d concurrent requests sent %d statements, want between 1 and %d admissions and between 1 and %d settlements (%v)", n, q, n, n, counter.texts)
 		}
 		t.Logf("%d concurrent requests: %d statements, %.2f per request", n, q, float64(q)/n)
 	})

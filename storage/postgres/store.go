@@ -87,7 +87,9 @@ type Store struct {
 
 	settlements chan *settleRequest
 	writerDone  chan struct{}
-	durability  atomic.Int32 // a storage.Durability; see SetDurability
+	admissions  chan *admitCall
+	admitters   sync.WaitGroup // the admission workers
+	durability  atomic.Int32   // a storage.Durability; see SetDurability
 
 	schema  string        // current_schema() of the store's tables, for Listen
 	closing chan struct{} // closed when Close starts; stops Listen
@@ -114,6 +116,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		queryTimeout:   orDefault(opts.QueryTimeout, DefaultQueryTimeout),
 		settlements:    make(chan *settleRequest, settleQueueSize),
 		writerDone:     make(chan struct{}),
+		admissions:     make(chan *admitCall, admitQueueSize),
 		closing:        make(chan struct{}),
 	}
 	if s.logger == nil {
@@ -135,6 +138,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, red.redact(fmt.Errorf("opening database: reading current schema: %w", classify(err)))
 	}
 	go s.writeSettlements()
+	s.admitters.Add(admitWorkers)
+	for range admitWorkers {
+		go s.admitBatches()
+	}
 	return s, nil
 }
 
@@ -199,8 +206,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// Close waits for queued settlements to be committed, stops the usage
-// writer and closes the pool. Further calls return nil; every other
+// Close waits for queued admissions to be decided and settlements to be
+// committed, stops the admission workers and the usage writer and closes
+// the pool. Further calls return nil; every other
 // method fails with an error wrapping storage.ErrClosed afterwards.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -210,7 +218,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.closing)
-	close(s.settlements) // no sender is active: senders hold mu for reading
+	close(s.admissions) // no sender is active: senders hold mu for reading
+	s.admitters.Wait()  // before the pool closes: a worker may still release holds
+	close(s.settlements)
 	<-s.writerDone
 	s.pool.Close()
 	return nil
