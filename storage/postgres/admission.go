@@ -136,7 +136,7 @@ func (s *Store) Admit(ctx context.Context, req AdmitRequest) (*Admission, error)
 		return nil, err
 	}
 	call := &admitCall{req: req, done: make(chan admitAnswer, 1)}
-	if err := s.enqueueAdmission(ctx, call); err != nil {
+	if err := enqueue(ctx, s, s.admissions, call); err != nil {
 		return nil, err
 	}
 	select {

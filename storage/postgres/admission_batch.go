@@ -44,15 +44,17 @@ type admitAnswer struct {
 	err error
 }
 
-// enqueueAdmission hands call to the workers.
-func (s *Store) enqueueAdmission(ctx context.Context, call *admitCall) error {
+// enqueue hands v to the workers reading ch (the admission workers, the
+// usage writer), unless the store is closed or ctx ends first. Close
+// closes ch only once no sender holds mu.
+func enqueue[T any](ctx context.Context, s *Store, ch chan<- T, v T) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return storage.ErrClosed
 	}
 	select {
-	case s.admissions <- call:
+	case ch <- v:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -66,22 +68,27 @@ func (s *Store) admitBatches() {
 	defer s.admitters.Done()
 	batch := make([]*admitCall, 0, maxAdmitBatch)
 	for call := range s.admissions {
-		batch = append(batch[:0], call)
-	fill:
-		for len(batch) < maxAdmitBatch {
-			select {
-			case call, ok := <-s.admissions:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, call)
-			default:
-				break fill
-			}
-		}
+		batch = fillBatch(s.admissions, append(batch[:0], call), maxAdmitBatch)
 		s.admitBatch(batch)
 		clear(batch)
 	}
+}
+
+// fillBatch appends to batch what ch already holds, without waiting, until
+// batch has max elements or ch is empty or closed.
+func fillBatch[T any](ch <-chan T, batch []T, max int) []T {
+	for len(batch) < max {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, v)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // admitBatch decides batch and answers every call in it. A batch that

@@ -78,7 +78,7 @@ func (s *Store) Settle(ctx context.Context, st Settlement) error {
 		}
 	}
 	req := &settleRequest{st: st, done: make(chan error, 1)}
-	if err := s.enqueue(ctx, req); err != nil {
+	if err := enqueue(ctx, s, s.settlements, req); err != nil {
 		return err
 	}
 	select {
@@ -112,21 +112,6 @@ func validateRecord(rec *storage.UsageRecord) error {
 	return nil
 }
 
-// enqueue hands req to the writer.
-func (s *Store) enqueue(ctx context.Context, req *settleRequest) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return storage.ErrClosed
-	}
-	select {
-	case s.settlements <- req:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // writeSettlements is the usage writer: it takes every settlement already
 // queued, up to maxSettleBatch, commits them in one statement and answers
 // their callers, until Close closes the queue; what is still queued then
@@ -135,19 +120,7 @@ func (s *Store) writeSettlements() {
 	defer close(s.writerDone)
 	batch := make([]*settleRequest, 0, maxSettleBatch)
 	for req := range s.settlements {
-		batch = append(batch[:0], req)
-	fill:
-		for len(batch) < maxSettleBatch {
-			select {
-			case req, ok := <-s.settlements:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, req)
-			default:
-				break fill
-			}
-		}
+		batch = fillBatch(s.settlements, append(batch[:0], req), maxSettleBatch)
 		s.commitSettlements(batch)
 		clear(batch)
 	}
