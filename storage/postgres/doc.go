@@ -7,7 +7,7 @@
 // Badger store (storage.Store), plus the shared-state metering the Badger
 // store does in memory: Admit reserves a request's worst-case cost against
 // every budget that applies and counts it in the rate-limit windows, in
-// one statement; Settle stores the usage records of a request and releases
+// one statement shared by the admissions waiting at the same time; Settle stores the usage records of a request and releases
 // its hold in one batched transaction; RenewLeases and ExpireLeases keep
 // the holds of live instances and free those of dead ones. Listen reports
 // the writes of every instance to users, keys, budgets and prices (via
