@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
@@ -133,6 +134,12 @@ func (s *Store) admitBatch(batch []*admitCall) {
 		// Its caller left before the answer: nobody will settle the hold,
 		// so it is released now (or, failing that, when its lease ends).
 		s.commitSettlements(abandoned)
+		for _, req := range abandoned {
+			if err := <-req.done; err != nil {
+				s.logger.Warn("releasing the hold of an abandoned admission failed; its lease frees it",
+					zap.String("hold_id", req.st.HoldID), zap.Error(err))
+			}
+		}
 	}
 }
 
@@ -189,14 +196,14 @@ type periodKey struct {
 	period time.Time
 }
 
-// decideBatch runs gateway_admit_batch on batch (at least two calls of
-// one instance), laying out its arrays: the distinct limited accounts to
+// decideBatch runs gateway_admit_batch on batch (at least two calls),
+// laying out its arrays: the distinct limited accounts to
 // lock, budget periods and rate-limited accounts, and per budget and rule
 // the index of its request and of its period or window.
 func (s *Store) decideBatch(batch []*admitCall) ([]admitRow, error) {
 	n := len(batch)
 	var (
-		ids                = make([]string, n)
+		ids, instances     = make([]string, n), make([]string, n)
 		nows, leases       = make([]time.Time, n), make([]time.Time, n)
 		costs, tokens      = make([]int64, n), make([]int64, n)
 		unpriced           = make([]bool, n)
@@ -211,7 +218,6 @@ func (s *Store) decideBatch(batch []*admitCall) ([]admitRow, error) {
 		bReq, bA, rReq, rW []int32
 		bMax               []*int64
 		rRPM, rTPM         []int64
-		instance           = batch[0].req.Instance
 	)
 	lock := func(k accountKey) {
 		if !locked[k] {
@@ -221,12 +227,7 @@ func (s *Store) decideBatch(batch []*admitCall) ([]admitRow, error) {
 	}
 	for i, call := range batch {
 		req := &call.req
-		if req.Instance != instance {
-			// One store serves one instance: a batch mixing them fails
-			// and is split by admitBatch until each part has one.
-			return nil, fmt.Errorf("admission batch mixes instances %s and %s", instance, req.Instance)
-		}
-		ids[i], nows[i], leases[i] = req.HoldID, req.Now, req.LeaseUntil
+		ids[i], instances[i], nows[i], leases[i] = req.HoldID, req.Instance, req.Now, req.LeaseUntil
 		costs[i], tokens[i], unpriced[i] = int64(req.Cost), req.Tokens, req.Unpriced
 		if req.Now.Before(earliest) {
 			earliest = req.Now
@@ -263,7 +264,7 @@ func (s *Store) decideBatch(batch []*admitCall) ([]admitRow, error) {
 		res, err := c.Query(ctx, `SELECT req, outcome, refused, spent, reserved, oldest, counts, oldests
 			FROM gateway_admit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
 				$16, $17, $18, $19, $20, $21, $22)`,
-			instance, ids, nows, leases, costs, tokens, unpriced,
+			instances, ids, nows, leases, costs, tokens, unpriced,
 			locks, earliest.Add(-RateWindowLength), earliest,
 			aOwner, aAccount, aPeriod, wOwner, wAccount,
 			bReq, bA, bMax, rReq, rW, rRPM, rTPM)

@@ -12,8 +12,8 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
-// batchScript is a seeded sequence of admissions over a few users and
-// keys with small budgets, requests- and tokens-per-minute limits,
+// batchScript is a seeded sequence of admissions of two instances over a
+// few users and keys with small budgets, requests- and tokens-per-minute limits,
 // tracked-only budgets, unpriced requests and a rule without a limit, so
 // that every outcome occurs.
 func batchScript(seed uint64, n int) []AdmitRequest {
@@ -26,7 +26,7 @@ func batchScript(seed uint64, n int) []AdmitRequest {
 		key := Account{Owner: storage.SpendOfKey, ID: fmt.Sprint("key-", u, "-", r.IntN(2))}
 		now := base.Add(time.Duration(i) * time.Millisecond)
 		req := AdmitRequest{
-			HoldID: fmt.Sprintf("hold-%d-%d", seed, holdCounter.Add(1)), Instance: "i1",
+			HoldID: fmt.Sprintf("hold-%d-%d", seed, holdCounter.Add(1)), Instance: fmt.Sprint("i", r.IntN(2)),
 			Now: now, LeaseUntil: now.Add(time.Minute),
 			Cost:   storage.Money(r.Int64N(int64(storage.Dollars(0.5)))),
 			Tokens: r.Int64N(80),
@@ -101,7 +101,7 @@ func TestBatchDecidesAsOneAtATime(t *testing.T) {
 		t.Logf("seed %d: %v", seed, outcomes)
 	}
 	for _, table := range []string{
-		`SELECT id, owner, account_id, period_start, amount, lease_expires_at FROM reservations ORDER BY 1, 2, 3`,
+		`SELECT id, owner, account_id, period_start, amount, instance_id, lease_expires_at FROM reservations ORDER BY 1, 2, 3`,
 		`SELECT reservation_id, owner, account_id, at, tokens FROM rate_events ORDER BY 1, 2, 3`,
 	} {
 		if a, b := dump(t, one, table), dump(t, batched, table); !reflect.DeepEqual(a, b) {

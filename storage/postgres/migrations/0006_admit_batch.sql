@@ -26,11 +26,10 @@
 -- flag; the batch's limited accounts as lock names ('u/<id>', 'k/<id>',
 -- gateway_admit's lock keys); its distinct budget periods and rate-limited
 -- accounts; then per budget and per rate rule, in request order, the
--- index of its request, of its period or window, and its limits. The
--- instance is the same for the whole batch. One row comes back per
--- request: its index, then gateway_admit's columns.
+-- index of its request, of its period or window, and its limits. One row
+-- comes back per request: its index, then gateway_admit's columns.
 CREATE FUNCTION gateway_admit_batch(
-	p_instance     text,
+	p_instance     text[],        -- per request: the instance that holds it
 	p_id           text[],
 	p_now          timestamptz[],
 	p_lease_until  timestamptz[],
@@ -209,7 +208,7 @@ BEGIN
 	IF array_length(h_req, 1) > 0 THEN
 		INSERT INTO reservations (id, owner, account_id, period_start, amount, instance_id, lease_expires_at)
 		SELECT p_id[x.i], p_a_owner[p_b_a[x.b]], p_a_account[p_b_a[x.b]], p_a_period[p_b_a[x.b]],
-			p_cost[x.i], p_instance, p_lease_until[x.i]
+			p_cost[x.i], p_instance[x.i], p_lease_until[x.i]
 		FROM unnest(h_req, h_b) AS x(i, b);
 	END IF;
 END
