@@ -367,14 +367,36 @@ func caddyEnv(home, providerVar string) []string {
 	)
 }
 
+// handedOut holds every port freePort has returned in this process: the
+// kernel may hand a port it just freed out again, and a test whose caddy
+// got one port for its admin endpoint and for its site never became ready
+// (its health probes reached the admin API).
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freePort returns a port that was free a moment ago and that no other
+// call in this process has returned.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = make(map[int]bool)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
+	}
 }
 
 // syncBuffer collects a process's output from several goroutines.
