@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,11 @@ type Options struct {
 	// Tracer, when set, sees every statement the store's connections send
 	// (pgx's hook; for metrics, and for the tests that count round trips).
 	Tracer pgx.QueryTracer
+
+	// vacuumAfter and vacuumInterval replace defaultVacuumAfter and
+	// vacuumInterval when set (tests).
+	vacuumAfter    int64
+	vacuumInterval time.Duration
 }
 
 // Store is the gateway's state in PostgreSQL. Create it with Open and
@@ -92,7 +98,13 @@ type Store struct {
 	durability  atomic.Int32   // a storage.Durability; see SetDurability
 
 	schema  string        // current_schema() of the store's tables, for Listen
-	closing chan struct{} // closed when Close starts; stops Listen
+	closing chan struct{} // closed when Close starts; stops Listen and the vacuumer
+
+	released       atomic.Int64  // holds released since the last vacuum (see vacuum.go)
+	vacuumAfter    int64         // defaultVacuumAfter unless Options say otherwise
+	vacuumInterval time.Duration // defaultVacuumInterval unless Options say otherwise
+	vacuumNow      chan struct{} // wakes the vacuumer
+	vacuumDone     chan struct{} // closed when the vacuumer returns
 }
 
 // Open connects to the database described by opts, migrates its schema
@@ -118,6 +130,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		writerDone:     make(chan struct{}),
 		admissions:     make(chan *admitCall, admitQueueSize),
 		closing:        make(chan struct{}),
+		vacuumNow:      make(chan struct{}, 1),
+		vacuumAfter:    cmp.Or(opts.vacuumAfter, defaultVacuumAfter),
+		vacuumInterval: cmp.Or(opts.vacuumInterval, defaultVacuumInterval),
+		vacuumDone:     make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -142,6 +158,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	for range admitWorkers {
 		go s.admitBatches()
 	}
+	go s.vacuumHolds()
 	return s, nil
 }
 
@@ -207,14 +224,23 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Close waits for queued admissions to be decided and settlements to be
-// committed, stops the admission workers and the usage writer and closes
-// the pool. Further calls return nil; every other
+// committed, stops the admission workers, the usage writer and the
+// vacuumer and closes the pool. Further calls return nil; every other
 // method fails with an error wrapping storage.ErrClosed afterwards.
 func (s *Store) Close() error {
+	if s.shutdown() {
+		<-s.vacuumDone // after mu is released: a vacuum may be waiting for it
+	}
+	return nil
+}
+
+// shutdown is Close but for the vacuumer; it reports whether this call
+// closed the store.
+func (s *Store) shutdown() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil
+		return false
 	}
 	s.closed = true
 	close(s.closing)
@@ -223,7 +249,7 @@ func (s *Store) Close() error {
 	close(s.settlements)
 	<-s.writerDone
 	s.pool.Close()
-	return nil
+	return true
 }
 
 // Ping checks that the database answers a query.

@@ -150,8 +150,15 @@ func (s *Store) commitSettlements(batch []*settleRequest) {
 	if err != nil {
 		err = s.redactor.redact(fmt.Errorf("committing usage: %w", err))
 	}
+	holds := 0
 	for _, req := range batch {
+		if req.st.HoldID != "" {
+			holds++
+		}
 		req.done <- err
+	}
+	if err == nil {
+		s.noteReleased(holds)
 	}
 }
 
