@@ -18,11 +18,17 @@ const (
 	admitQueueSize = 1024
 	// maxAdmitBatch is the most admissions decided in one statement.
 	maxAdmitBatch = 128
-	// admitWorkers is how many batches one store runs at once: enough
-	// that a batch waiting for a busy account's lock (another instance
-	// holds it) does not hold up the others, few enough that admissions
-	// arriving together are decided together.
-	admitWorkers = 4
+	// admitWorkers is how many batches one store runs at once. One: the
+	// database's cost of an admission is mostly the cost of a statement,
+	// whatever its batch size, and while one batch runs the next one
+	// fills. Measured on the bench machine at c=64 (one account; 64
+	// accounts): one worker 5,544 req/s at 107 µs of database CPU per
+	// request (4,429 req/s, 163 µs), two 5,120 (4,256), four 4,156–4,824
+	// at 161–182 µs (3,385–3,925 at 223–238 µs). A batch waiting for an
+	// account's lock that another instance holds keeps the next batch
+	// waiting, for as long as that instance's batch runs (about a
+	// millisecond).
+	admitWorkers = 1
 )
 
 // An admitCall's state: a worker answers it unless its caller gave up
