@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		usage_retention    <duration>       # e.g. 2160h; default: keep forever
 //		database_url       <url>            # e.g. {env.GATEWAY_DATABASE_URL}
 //		database_max_conns <n>
+//		auto_migrate       on|off           # off: an operator migrates the schema
 //		provider <name> {
 //			api_key                 <key>
 //			base_url                <url> [<url>...]
@@ -109,6 +110,18 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				if err := checkDatabaseScheme(g.DatabaseURL); err != nil {
 					return d.Errf("%v", err)
 				}
+			}
+		case "auto_migrate":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			switch v {
+			case "on", "off":
+				on := v == "on"
+				g.AutoMigrate = &on
+			default:
+				return d.Errf("auto_migrate %q: want on or off", v)
 			}
 		case "database_max_conns":
 			n, err := intArg(d, "database_max_conns")

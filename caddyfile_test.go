@@ -92,6 +92,16 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			want:  &Gateway{DatabaseURL: "{env.GATEWAY_DATABASE_URL}", DatabaseMaxConns: 32},
 		},
 		{
+			name:  "auto_migrate off",
+			input: "llm_gateway {\n database_url {env.GATEWAY_DATABASE_URL}\n auto_migrate off\n}",
+			want:  &Gateway{DatabaseURL: "{env.GATEWAY_DATABASE_URL}", AutoMigrate: new(false)},
+		},
+		{
+			name:  "auto_migrate on",
+			input: "llm_gateway {\n database_url {env.GATEWAY_DATABASE_URL}\n auto_migrate on\n}",
+			want:  &Gateway{DatabaseURL: "{env.GATEWAY_DATABASE_URL}", AutoMigrate: new(true)},
+		},
+		{
 			name:  "database_url postgresql://",
 			input: "llm_gateway {\n database_url postgresql://gw@db.internal/gw?sslmode=require\n}",
 			want:  &Gateway{DatabaseURL: "postgresql://gw@db.internal/gw?sslmode=require"},
@@ -138,6 +148,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "durability line of its own", input: "llm_gateway {\n master_key x\n durability fsync\n durability always\n}", wantErr: "Testfile:4"},
 		{name: "durability without value", input: "llm_gateway {\n durability\n}", wantErr: "wrong argument count"},
 		{name: "database_max_conns not a number", input: "llm_gateway {\n database_max_conns many\n}", wantErr: "non-negative integer"},
+		{name: "auto_migrate neither on nor off names the line", input: "llm_gateway {\n database_url postgres://db/gw\n auto_migrate no\n}", wantErr: `Testfile:3`},
+		{name: "auto_migrate without value", input: "llm_gateway {\n auto_migrate\n}", wantErr: "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,6 +231,7 @@ func TestProvisionHasNoSideEffects(t *testing.T) {
 		{name: "database_url of another scheme", wantErr: `database_url has scheme "mysql"`, g: &Gateway{DatabaseURL: "mysql://gw:pw@db/gw"}},
 		{name: "database_url resolving to nothing", wantErr: "database_url resolves to an empty value", g: &Gateway{DatabaseURL: "{env.GATEWAY_TEST_UNSET_VARIABLE}"}},
 		{name: "negative database_max_conns", wantErr: "database_max_conns must not be negative", g: &Gateway{DatabaseURL: "postgres://db/gw", DatabaseMaxConns: -1}},
+		{name: "auto_migrate without a database", wantErr: "auto_migrate applies only with database_url", g: &Gateway{StoragePath: dir, AutoMigrate: new(false)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

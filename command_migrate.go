@@ -49,7 +49,7 @@ Commands of the LLM gateway module.
 // migrateCommand is `caddy llm-gateway migrate`.
 func migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "migrate --from <storage_path> | --from-anyllm <postgres url>  [--to <database_url>] [--json]",
+		Use:   "migrate --from <storage_path> | --from-anyllm <postgres url> | --schema-only  [--to <database_url>] [--json]",
 		Short: "Copies an embedded store or an any-llm-gateway database into PostgreSQL",
 		Long: `
 Copies users, keys, budgets, prices, spend periods and usage records into the
@@ -59,6 +59,9 @@ of a stopped Caddy) or the any-llm-gateway database at --from-anyllm. Keys keep
 working: both store the SHA-256 of the same secrets. A record already in the
 database is skipped, so running the command again copies nothing twice.
 
+With --schema-only it copies nothing: it brings the schema at --to up to date
+(what each instance does at start unless its Caddyfile says auto_migrate off).
+
 Exit codes: 0 copied, 1 the copy failed, 2 bad flags, 3 no store at --from,
 4 the store is in use by a running Caddy, 5 the database does not answer.
 `,
@@ -67,12 +70,14 @@ Exit codes: 0 copied, 1 the copy failed, 2 bad flags, 3 no store at --from,
 	cmd.Flags().String("from", "", "the embedded store's directory (storage_path)")
 	cmd.Flags().String("from-anyllm", "", "the any-llm-gateway PostgreSQL database URL")
 	cmd.Flags().String("to", "", "the PostgreSQL database URL (default $GATEWAY_DATABASE_URL)")
+	cmd.Flags().Bool("schema-only", false, "only create or migrate the schema at --to")
 	cmd.Flags().Bool("json", false, "print the summary as JSON")
 	cmd.RunE = caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 		return runMigrate(cmd.OutOrStdout(), migrateFlags{
 			from:       fl.String("from"),
 			fromAnyLLM: fl.String("from-anyllm"),
 			to:         fl.String("to"),
+			schemaOnly: fl.Bool("schema-only"),
 			json:       fl.Bool("json"),
 		})
 	})
@@ -81,7 +86,7 @@ Exit codes: 0 copied, 1 the copy failed, 2 bad flags, 3 no store at --from,
 
 type migrateFlags struct {
 	from, fromAnyLLM, to string
-	json                 bool
+	schemaOnly, json     bool
 }
 
 // runMigrate runs the copy the flags describe and prints its summary to
@@ -91,9 +96,15 @@ func runMigrate(out io.Writer, f migrateFlags) (int, error) {
 	if f.to == "" {
 		f.to = os.Getenv("GATEWAY_DATABASE_URL")
 	}
+	sources := 0
+	for _, given := range []bool{f.from != "", f.fromAnyLLM != "", f.schemaOnly} {
+		if given {
+			sources++
+		}
+	}
 	switch {
-	case (f.from == "") == (f.fromAnyLLM == ""):
-		return exitMigrateUsage, errors.New("migrate: give exactly one of --from <storage_path> and --from-anyllm <postgres url>")
+	case sources != 1:
+		return exitMigrateUsage, errors.New("migrate: give exactly one of --from <storage_path>, --from-anyllm <postgres url> and --schema-only")
 	case f.to == "":
 		return exitMigrateUsage, errors.New("migrate: no destination: give --to <database_url> or set GATEWAY_DATABASE_URL")
 	}
@@ -113,6 +124,9 @@ func runMigrate(out io.Writer, f migrateFlags) (int, error) {
 		return migrateExitCode(err), fmt.Errorf("migrate: destination %s: %w", postgres.RedactURL(f.to), err)
 	}
 	defer dst.Close()
+	if f.schemaOnly {
+		return writeSchemaSummary(out, f.json, postgres.RedactURL(f.to))
+	}
 
 	var counts transfer.Counts
 	source := f.from
@@ -147,6 +161,20 @@ func writeMigrateSummary(out io.Writer, asJSON bool, from, to string, c transfer
 		err = json.NewEncoder(out).Encode(map[string]any{"from": from, "to": to, "copied": c})
 	} else {
 		_, err = fmt.Fprintf(out, "Copied from %s to %s:\n  %s\n", from, to, countsLine(c))
+	}
+	if err != nil {
+		return 1, fmt.Errorf("migrate: writing the summary: %w", err)
+	}
+	return 0, nil
+}
+
+// writeSchemaSummary reports a --schema-only run: Open migrated the schema.
+func writeSchemaSummary(out io.Writer, asJSON bool, to string) (int, error) {
+	var err error
+	if asJSON {
+		err = json.NewEncoder(out).Encode(map[string]any{"to": to, "schema": "up to date"})
+	} else {
+		_, err = fmt.Fprintf(out, "The schema of %s is up to date.\n", to)
 	}
 	if err != nil {
 		return 1, fmt.Errorf("migrate: writing the summary: %w", err)

@@ -73,6 +73,16 @@ type Gateway struct {
 	// Most connections the database pool opens. Default: 16.
 	DatabaseMaxConns int `json:"database_max_conns,omitempty"`
 
+	// Whether the instance brings the database's schema up to date when it
+	// starts (default true): it applies the migrations the schema lacks,
+	// under a lock, so that several instances starting at once take turns.
+	// False leaves them to an operator, who runs `caddy llm-gateway migrate
+	// --schema-only` as the schema's owner: the instance then only checks
+	// that the schema has every migration it needs and refuses to start
+	// otherwise. Only with database_url; handlers sharing one database_url
+	// share one connection pool, opened with the setting of the first.
+	AutoMigrate *bool `json:"auto_migrate,omitempty"`
+
 	// When a usage record counts as stored, which is before the client has
 	// the whole response (a non-stream body, a stream's final event).
 	//
@@ -242,7 +252,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		g.database = &postgresConfig{url: db, maxConns: int32(min(g.DatabaseMaxConns, math.MaxInt32))}
+		g.database = &postgresConfig{url: db, maxConns: int32(min(g.DatabaseMaxConns, math.MaxInt32)),
+			skipMigrations: g.AutoMigrate != nil && !*g.AutoMigrate}
 	}
 	// With a database, storage_path holds only the spool of usage records
 	// written during an outage.
@@ -521,6 +532,9 @@ func (g *Gateway) Validate() error {
 	}
 	if g.DatabaseMaxConns < 0 {
 		return fmt.Errorf("database_max_conns must not be negative")
+	}
+	if g.AutoMigrate != nil && g.DatabaseURL == "" {
+		return fmt.Errorf("auto_migrate applies only with database_url")
 	}
 	if g.DefaultMaxTokens < 0 {
 		return fmt.Errorf("default_max_tokens must not be negative")

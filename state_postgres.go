@@ -2,6 +2,7 @@ package llmgateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -39,7 +40,9 @@ const (
 type postgresConfig struct {
 	url      string // resolved; holds the password: never logged
 	maxConns int32
-	spoolDir string // where usage records wait out an outage
+	// skipMigrations: auto_migrate off; the schema is checked, not migrated.
+	skipMigrations bool
+	spoolDir       string // where usage records wait out an outage
 	// durability is the config's; a reload sets it again (Gateway.start).
 	durability storage.Durability
 }
@@ -56,7 +59,10 @@ func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
 		return nil, fmt.Errorf("opening the usage spool: %w", err)
 	}
 	store, err := postgres.Open(ctx, postgres.Options{URL: cfg.url, MaxConns: cfg.maxConns,
-		Durability: cfg.durability, Logger: logger})
+		SkipMigrations: cfg.skipMigrations, Durability: cfg.durability, Logger: logger})
+	if errors.Is(err, postgres.ErrSchemaBehind) {
+		err = fmt.Errorf("%w; with auto_migrate off, an operator migrates it: caddy llm-gateway migrate --schema-only --to <database_url>", err)
+	}
 	if err != nil {
 		sp.Close()
 		return nil, err

@@ -304,3 +304,37 @@ func TestPostgresRateLimitCountsAcrossInstances(t *testing.T) {
 		t.Fatalf("%d served and %d limited of %d requests over 2 instances, want %d and %d", ok, limited, 2*rpm, rpm, rpm)
 	}
 }
+
+// With auto_migrate off an instance never changes the schema: on an empty
+// database it refuses to start, saying what is missing and how to migrate;
+// once an operator ran `caddy llm-gateway migrate --schema-only`, it starts
+// and serves.
+func TestPostgresAutoMigrateOffLeavesTheSchemaToTheOperator(t *testing.T) {
+	t.Parallel()
+	c := postgresCluster(t, "\n\t\tauto_migrate off")
+	g := newGateway(t, c.config)
+	checkOutputWhenDone(t, g)
+	g.launch()
+	select {
+	case <-g.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("caddy with auto_migrate off started on an empty database:\n%s", g.output.String())
+	}
+	out := g.output.String()
+	if !strings.Contains(out, "database schema is behind") || !strings.Contains(out, "migrate --schema-only") {
+		t.Fatalf("caddy with auto_migrate off on an empty database exited without saying the schema is behind:\n%s", out)
+	}
+	if n := pgtest.Count(t, c.dbURL, "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"); n != 0 {
+		t.Fatalf("caddy with auto_migrate off created %d tables", n)
+	}
+
+	if out, code := migrate(t, c.password, "--schema-only", "--from", g.Dir, "--to", c.dbURL); code != 2 {
+		t.Fatalf("migrate --schema-only with --from: exit %d, want 2:\n%s", code, out)
+	}
+	if out, code := migrate(t, c.password, "--schema-only", "--to", c.dbURL); code != 0 || !strings.Contains(out, "is up to date") {
+		t.Fatalf("migrate --schema-only: exit %d:\n%s", code, out)
+	}
+	g.start()
+	k := g.newKey(map[string]any{"user_id": "am-off"})
+	g.chat(k.Key)
+}
