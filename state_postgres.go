@@ -29,9 +29,10 @@ var (
 )
 
 const (
-	// cacheRefreshInterval bounds how stale a cached key, user, budget or
-	// price can be when a change notification was missed.
-	cacheRefreshInterval = time.Second
+	// cacheCheckInterval is how often an instance checks that its change
+	// notifications still arrive (see changeWatch): a cached key, user,
+	// budget or price is at most two intervals stale when they stop.
+	cacheCheckInterval = 500 * time.Millisecond
 	// openTimeout bounds connecting to the database and migrating it.
 	openTimeout = 30 * time.Second
 )
@@ -69,6 +70,7 @@ func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
 	}
 	meter := newPGMeter(store, newInstanceID(), logger)
 	meter.spool = sp
+	watch := newChangeWatch(meter.instance)
 	logger.Info("instance joined the database",
 		zap.String("database", postgres.RedactURL(cfg.url)), zap.String("instance", meter.instance),
 		zap.String("spool", sp.Dir()))
@@ -81,9 +83,15 @@ func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
 			}
 		},
 		func(ctx context.Context, st *gatewayState) {
-			store.Listen(ctx, func(postgres.Change) { st.cache.invalidate() })
+			store.Listen(ctx, func(c postgres.Change) {
+				if c.Heartbeat != "" {
+					watch.heard(c.Heartbeat)
+					return
+				}
+				st.cache.invalidate()
+			})
 		},
-		func(ctx context.Context, st *gatewayState) { refreshCaches(ctx, st) },
+		func(ctx context.Context, st *gatewayState) { checkChanges(ctx, store, watch, st) },
 	), nil
 }
 
@@ -134,17 +142,29 @@ func runLeases(ctx context.Context, m *pgMeter) {
 	}
 }
 
-// refreshCaches drops the cached objects every cacheRefreshInterval: the
-// bound on staleness when a change notification is lost.
-func refreshCaches(ctx context.Context, st *gatewayState) {
-	t := time.NewTicker(cacheRefreshInterval)
+// checkChanges drops the cached objects whenever the change notifications
+// may have stopped arriving: every cacheCheckInterval it sends a heartbeat
+// through the database and drops them when the previous one has not come
+// back, or when it cannot send one. While they arrive, the caches are kept
+// (each change notification drops them, see newPostgresState), so the hot
+// path does not go to the database for what it has cached.
+func checkChanges(ctx context.Context, store *postgres.Store, w *changeWatch, st *gatewayState) {
+	t := time.NewTicker(cacheCheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			st.cache.invalidate()
+			if w.missed() {
+				st.cache.invalidate()
+			}
+			hctx, cancel := context.WithTimeout(ctx, cacheCheckInterval)
+			err := store.Heartbeat(hctx, w.next())
+			cancel()
+			if err != nil {
+				st.cache.invalidate()
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 )
 
@@ -25,6 +26,29 @@ type Change struct {
 	// write (one of them when the key was created or deleted, or when the
 	// hash did not change).
 	KeyHashes []string
+	// Heartbeat, when set, makes this no change at all: it is the token of
+	// a Store.Heartbeat, delivered after every change committed before it.
+	Heartbeat string
+}
+
+// Heartbeat sends token on the change channel, in a transaction of its
+// own. Notifications are delivered in commit order, so once Listen
+// delivers it, every change committed before this call began has been
+// delivered too; a heartbeat that does not arrive means changes may be
+// lost although the listening connection looks alive.
+func (s *Store) Heartbeat(ctx context.Context, token string) error {
+	payload, err := json.Marshal(map[string]string{"s": s.schema, "hb": token})
+	if err != nil {
+		return err
+	}
+	err = s.run(ctx, func(ctx context.Context, c *pgxpool.Conn) error {
+		_, err := c.Exec(ctx, `SELECT pg_notify($1, $2)`, changeChannel, string(payload))
+		return err
+	})
+	if err != nil {
+		return s.fail("sending a change heartbeat", err)
+	}
+	return nil
 }
 
 // listenBackoff bounds the wait between reconnection attempts.
@@ -101,6 +125,7 @@ func (s *Store) listenOnce(ctx context.Context, listening func(), fn func(Change
 				Old string `json:"old"`
 				New string `json:"new"`
 			} `json:"h"`
+			Heartbeat string `json:"hb"`
 		}
 		if err := json.Unmarshal([]byte(n.Payload), &p); err != nil {
 			s.logger.Warn("malformed change notification", zap.Error(err))
@@ -109,6 +134,10 @@ func (s *Store) listenOnce(ctx context.Context, listening func(), fn func(Change
 		}
 		if p.Schema != s.schema {
 			continue // another gateway's schema in the same database
+		}
+		if p.Heartbeat != "" {
+			fn(Change{Heartbeat: p.Heartbeat})
+			continue
 		}
 		c := Change{Table: p.Table, ID: p.ID}
 		for _, h := range []string{p.Hashes.Old, p.Hashes.New} {

@@ -65,6 +65,17 @@ func TestChangesReachOtherInstances(t *testing.T) {
 	}
 	expect(Change{Table: "model_pricing", ID: "openai:gpt-4o"})
 
+	// A heartbeat from either store comes after the changes committed
+	// before it, and is no change.
+	if _, err := writer.PutPrice(&storage.Price{ModelKey: "openai:gpt-4o-mini"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.Heartbeat(context.Background(), "hb-1"); err != nil {
+		t.Fatal(err)
+	}
+	expect(Change{Table: "model_pricing", ID: "openai:gpt-4o-mini"})
+	expect(Change{Heartbeat: "hb-1"})
+
 	// The listening connection dies; Listen reconnects and flushes.
 	var killed int
 	if err := writer.pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
