@@ -108,13 +108,26 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 
 	st := c.tr.Stream()
 	recorded := false
-	recordOnce := func() {
-		if !recorded {
-			recorded = true
-			g.recordStream(c, a, st)
-		}
-	}
 	firstWrite, midLine := true, false
+	// recordOnce records the attempt the first time it is called and
+	// reports whether its record was stored.
+	recordOnce := func() bool {
+		if recorded {
+			return true
+		}
+		recorded = true
+		return g.recordStream(c, a, st)
+	}
+	// endUnrecorded ends a stream whose record could not be stored with
+	// the dialect's error event instead of its final events: a client
+	// never gets a complete stream that is not billed.
+	endUnrecorded := func() {
+		if midLine {
+			_, _ = w.Write([]byte("\n\n"))
+		}
+		_, _ = w.Write(c.dialect.StreamError())
+		_ = rc.Flush()
+	}
 	// send writes out, flushing at the end of an event or of what has
 	// arrived; false means the client is gone.
 	send := func(out []byte, flush bool) bool {
@@ -149,10 +162,11 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 			if terr != nil {
 				err = terr
 			} else {
-				if final {
+				if final && !recordOnce() {
 					// Commit before the client sees the end: a client that
 					// got a complete stream finds it billed.
-					recordOnce()
+					endUnrecorded()
+					break
 				}
 				if !send(out, p.Blank() || !events.Buffered()) {
 					clientGone = true
@@ -166,8 +180,11 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 		if errors.Is(err, io.EOF) {
 			out, ferr := st.Finish()
 			if ferr == nil {
-				recordOnce()
-				clientGone = !send(out, true)
+				if recordOnce() {
+					clientGone = !send(out, true)
+				} else {
+					endUnrecorded()
+				}
 				break
 			}
 			err = ferr
@@ -185,11 +202,7 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 			a.failed, a.errorMessage, a.outcome = true, "stream interrupted: "+cause, routing.Interrupted
 		}
 		recordOnce()
-		if midLine {
-			_, _ = w.Write([]byte("\n\n"))
-		}
-		_, _ = w.Write(c.dialect.StreamError())
-		_ = rc.Flush()
+		endUnrecorded()
 		break
 	}
 	if clientGone {
@@ -199,13 +212,18 @@ func (g *Gateway) relayStream(ctx context.Context, w http.ResponseWriter, c *cal
 	return nil
 }
 
-// recordStream records a stream's attempt from what its translator saw.
-// The response has started, so a failure can only be logged.
-func (g *Gateway) recordStream(c *call, a *attempt, st translate.Stream) {
+// recordStream records a stream's attempt from what its translator saw
+// and reports whether the record was stored. The response has started,
+// so a failure is logged, and the stream ends with an error event rather
+// than its final events.
+func (g *Gateway) recordStream(c *call, a *attempt, st translate.Stream) bool {
 	a.setUsage(st.Usage())
 	if err := g.record(c, a, false); err != nil {
-		g.logger.Error("recording stream usage", zap.String("request_id", c.requestID), zap.Error(err))
+		g.logger.Error("recording stream usage failed; the stream ends with an error event",
+			zap.String("request_id", c.requestID), zap.Error(err))
+		return false
 	}
+	return true
 }
 
 // streamModel reads the model a stream event names: chat chunks and the

@@ -3,6 +3,8 @@ package integration
 import (
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -186,4 +188,47 @@ func TestPostgresSpoolSurvivesACrash(t *testing.T) {
 	s.g.start()
 	expect(t, s.chat(), http.StatusOK)
 	s.assertEveryServedRecordedOnce(t, "pg-ida")
+}
+
+// When the database is down and the spool cannot be written either, a
+// request that completes is not delivered as if it were billed: a stream
+// ends with the contract's error event (then [DONE]) instead of its
+// normal end, a non-stream request gets a JSON error instead of its answer.
+func TestPostgresUnrecordableResponseIsNotDeliveredWhole(t *testing.T) {
+	t.Parallel()
+	s := newOutageScene(t, "pg-ivy")
+	expect(t, s.chat(), http.StatusOK)
+	before := len(s.c.mock.Requests())
+	streams, answers := make(chan *response, 1), make(chan *response, 1)
+	go func() { streams <- s.post(gatedStreamWithUsage) }()
+	go func() { answers <- s.post(slowRequest) }()
+	waitFor(t, "both slow requests at the provider", func() bool { return len(s.c.mock.Requests()) >= before+2 })
+
+	s.cut(t)
+	// The spool's directory becomes a file: every write to it fails.
+	slots, err := filepath.Glob(filepath.Join(s.g.Dir, "spool", "*"))
+	if err != nil || len(slots) != 1 {
+		t.Fatalf("spool directories under %s: %v, %v", s.g.Dir, slots, err)
+	}
+	if err := os.Rename(slots[0], slots[0]+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(slots[0], nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.c.mock.release()
+
+	r := <-streams
+	expect(t, r, http.StatusOK) // the stream had started
+	const streamError = `data: {"error": {"message": "An error occurred during streaming", "type": "server_error"}}`
+	if body := strings.TrimSpace(string(r.Body)); !strings.HasSuffix(body, streamError+"\n\ndata: [DONE]") {
+		t.Fatalf("a stream whose record could not be stored did not end with the stream error event:\n%s", body)
+	}
+	a := <-answers
+	if a.Status == http.StatusOK || a.Map(t)["error"] == nil {
+		t.Fatalf("an answer whose record could not be stored was delivered: %d\n%s", a.Status, a.Body)
+	}
+	waitFor(t, "a log line saying the stream's record failed", func() bool {
+		return logHas(s.g.output.String(), "recording stream usage failed; the stream ends with an error event")
+	})
 }
