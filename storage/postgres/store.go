@@ -71,7 +71,7 @@ type Options struct {
 	Tracer pgx.QueryTracer
 
 	// vacuumAfter and vacuumInterval replace defaultVacuumAfter and
-	// vacuumInterval when set (tests).
+	// defaultVacuumInterval when set (tests).
 	vacuumAfter    int64
 	vacuumInterval time.Duration
 }
