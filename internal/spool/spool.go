@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -255,14 +256,24 @@ type Delivery struct {
 	// MinBackoff and MaxBackoff bound the wait after a failing pass; it
 	// doubles with each failing pass in a row.
 	MinBackoff, MaxBackoff time.Duration
+	// AdoptEvery is how often a pass runs anyway, to adopt what a process
+	// that ended left in a directory of the same root. Default 30 s.
+	AdoptEvery time.Duration
 }
 
 // Run delivers the spooled entries, oldest first, at start, after each
-// Put, and after a failing pass again with backoff (Puts meanwhile wait
-// for it), until ctx ends.
+// Put, every AdoptEvery, and after a failing pass again with backoff
+// (Puts meanwhile wait for it), until ctx ends. Each pass first adopts
+// the entries of the root's directories that no process holds.
 func (s *Spool) Run(ctx context.Context, d Delivery) {
 	backoff := d.MinBackoff
 	failing := false
+	every := d.AdoptEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	adoptTick := time.NewTicker(every)
+	defer adoptTick.Stop()
 	for {
 		delivered, left, err := s.pass(ctx, d.Deliver)
 		if delivered > 0 && d.Delivered != nil {
@@ -296,6 +307,7 @@ func (s *Spool) Run(ctx context.Context, d Delivery) {
 			return
 		case <-wake:
 		case <-retried:
+		case <-adoptTick.C:
 		}
 		if retry != nil {
 			retry.Stop()
@@ -303,11 +315,82 @@ func (s *Spool) Run(ctx context.Context, d Delivery) {
 	}
 }
 
-// pass delivers every entry once, returning how many it delivered, how
-// many are left, and the errors met.
-func (s *Spool) pass(ctx context.Context, deliver func(context.Context, []byte) error) (delivered, left int, err error) {
-	entries, err := s.List()
+// adopt moves into s's directory the entries of every other directory
+// under the same root that no process holds: what a process spooled
+// before it ended while another one held the directory a restart would
+// have taken (two processes on one storage_path, the new one started
+// before the old one stopped). Each entry keeps its name, marked with the
+// directory it came from, and is moved by a rename, so it is in exactly
+// one directory at any moment. It reports how many entries it moved.
+func (s *Spool) adopt() (int, error) {
+	root := filepath.Dir(s.dir)
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return 0, fmt.Errorf("reading spool root: %w", err)
+	}
+	moved := 0
 	var errs []error
+	for _, d := range dirs {
+		dir := filepath.Join(root, d.Name())
+		if !d.IsDir() || dir == s.dir {
+			continue
+		}
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue // not a spool directory
+		}
+		lock, err := lockDir(filepath.Join(dir, lockName))
+		if err != nil {
+			continue // held by a running process, which delivers it
+		}
+		n, err := moveEntries(dir, s.dir, "-from-"+d.Name())
+		moved += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+		lock.Close()
+	}
+	return moved, errors.Join(errs...)
+}
+
+// moveEntries renames the entries of from into to, inserting mark before
+// their suffix, and syncs both directories when it moved any.
+func moveEntries(from, to, mark string) (int, error) {
+	files, err := os.ReadDir(from)
+	if err != nil {
+		return 0, fmt.Errorf("reading spool directory %s: %w", from, err)
+	}
+	moved := 0
+	for _, f := range files {
+		name, ok := strings.CutSuffix(f.Name(), entrySuffix)
+		if !ok {
+			continue
+		}
+		if err := os.Rename(filepath.Join(from, f.Name()), filepath.Join(to, name+mark+entrySuffix)); err != nil {
+			return moved, fmt.Errorf("adopting spool entry %s: %w", f.Name(), err)
+		}
+		moved++
+	}
+	if moved == 0 {
+		return 0, nil
+	}
+	if err := syncDir(to); err != nil {
+		return moved, fmt.Errorf("adopting spool entries: %w", err)
+	}
+	if err := syncDir(from); err != nil {
+		return moved, fmt.Errorf("adopting spool entries: %w", err)
+	}
+	return moved, nil
+}
+
+// pass adopts the entries of directories no process holds, then delivers
+// every entry once, returning how many it delivered, how many are left,
+// and the errors met.
+func (s *Spool) pass(ctx context.Context, deliver func(context.Context, []byte) error) (delivered, left int, err error) {
+	var errs []error
+	if _, err := s.adopt(); err != nil {
+		errs = append(errs, err)
+	}
+	entries, err := s.List()
 	if err != nil {
 		errs = append(errs, err)
 	}

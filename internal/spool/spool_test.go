@@ -283,3 +283,84 @@ func TestRunDeliversOnceThroughAnOutageAndARestart(t *testing.T) {
 		t.Fatalf("the outage was reported %d times, want once", failures)
 	}
 }
+
+// What a process spooled in a directory of its own is delivered by another
+// process on the same root once the first one ended, whether it ended
+// before the other started delivering or while it ran; a directory still
+// held is left to its process.
+func TestRunAdoptsWhatAnEndedProcessLeft(t *testing.T) {
+	root := t.TempDir()
+	first, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	held, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := first.Put(fmt.Appendf(nil, "first's %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := held.Put([]byte("held's")); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	dest := newDestination()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx, Delivery{Deliver: dest.deliver, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+			AdoptEvery: time.Millisecond})
+	}()
+	waitUntil(t, "the ended process's entries delivered", func() bool { n, _ := dest.count(); return n >= 3 })
+
+	// held ends while s runs: s adopts its entry without a Put of its own.
+	held.Close()
+	waitUntil(t, "the entry of a process that ended later delivered", func() bool { n, _ := dest.count(); return n >= 4 })
+	cancel()
+	<-done
+	if n, dup := dest.count(); n != 4 || dup {
+		t.Fatalf("%d deliveries (duplicates: %v), want 4 distinct", n, dup)
+	}
+	for _, dir := range []string{first.Dir(), held.Dir()} {
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 { // only LOCK is left
+			t.Fatalf("%s after adoption: %v, %v", dir, entries, err)
+		}
+	}
+}
+
+// A directory held by a running process is never adopted, however often a
+// pass runs.
+func TestAdoptLeavesHeldDirectories(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	held, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := held.Put([]byte("held's")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if n, err := s.adopt(); n != 0 || err != nil {
+			t.Fatalf("adopt from a held directory: %d, %v", n, err)
+		}
+	}
+	if got := payloads(t, held); !slices.Equal(got, []string{"held's"}) {
+		t.Fatalf("the held spool holds %q", got)
+	}
+}
