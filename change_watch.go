@@ -1,9 +1,13 @@
 package llmgateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/llmgateway/caddy-llm-gateway/storage/postgres"
 )
 
 // changeWatch tells whether an instance's change notifications still
@@ -51,4 +55,34 @@ func (w *changeWatch) heard(token string) {
 // missed reports whether the last heartbeat sent has not come back.
 func (w *changeWatch) missed() bool {
 	return w.received.Load() < w.sent.Load()
+}
+
+// forgetChanged drops from the caches what change c names: the key of
+// each of its hashes, the user, the budget or the price. Each cache holds
+// one kind of row, by its own id, so nothing else can be stale. A change
+// that names nothing (the listener reconnected: notifications may have
+// been lost) or that cannot be read drops everything.
+func forgetChanged(cs caches, c postgres.Change) {
+	switch c.Table {
+	case "api_keys":
+		for _, h := range c.KeyHashes {
+			var hash [sha256.Size]byte
+			if n, err := hex.Decode(hash[:], []byte(h)); err != nil || n != sha256.Size {
+				cs.invalidate()
+				return
+			}
+			cs.keys.forget(hash)
+		}
+		if len(c.KeyHashes) == 0 {
+			cs.keys.invalidate()
+		}
+	case "users":
+		cs.users.forget(c.ID)
+	case "budgets":
+		cs.budgets.forget(c.ID)
+	case "model_pricing":
+		cs.prices.forget(c.ID)
+	default:
+		cs.invalidate()
+	}
 }

@@ -189,6 +189,17 @@ func (c *cache[K, V]) invalidate() {
 	c.mu.Unlock()
 }
 
+// forget drops the entry of k. It moves the generation on, as invalidate
+// does, so that a lookup of k that read the store before the change does
+// not put the old value back (lookups of other keys racing it only miss
+// their put, and load again next time).
+func (c *cache[K, V]) forget(k K) {
+	c.mu.Lock()
+	c.gen++
+	delete(c.entries, k)
+	c.mu.Unlock()
+}
+
 // caches are the gateway's read caches, invalidated together.
 type caches struct {
 	keys    *cache[[sha256.Size]byte, *storage.APIKey]

@@ -88,7 +88,7 @@ func newPostgresState(cfg postgresConfig) (*gatewayState, error) {
 					watch.heard(c.Heartbeat)
 					return
 				}
-				st.cache.invalidate()
+				forgetChanged(st.cache, c)
 			})
 		},
 		func(ctx context.Context, st *gatewayState) { checkChanges(ctx, store, watch, st) },
