@@ -121,10 +121,10 @@ type Gateway struct {
 	// example `2160h`, 90 days). Unset (the default): records are kept
 	// forever. Spend, budgets and their history are kept: what a deleted
 	// record charged stays charged, and totals kept beside the records
-	// stay; only the records themselves leave `/v1/usage`. Applies to the
-	// embedded store; with database_url it is not supported yet (warned at
-	// start). Sites sharing a storage_path share one setting: a reload
-	// applies the new config's.
+	// stay; only the records themselves leave `/v1/usage`. With
+	// database_url every instance deletes with its own setting, each batch
+	// skipping the rows another instance is deleting. Sites sharing a
+	// store share one setting: a reload applies the new config's.
 	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
 
 	// Upstream LLM providers by name. The name is the prefix clients use in
@@ -422,10 +422,7 @@ func (g *Gateway) start() error {
 		st.SetUsageRetention(time.Duration(g.UsageRetention))
 	} else if st, ok := g.held.store.(*postgres.Store); ok {
 		st.SetDurability(g.durability)
-	}
-	if _, ok := g.held.store.(*storage.Store); !ok && g.UsageRetention > 0 {
-		g.logger.Warn("usage_retention is not supported with database_url: usage records are kept",
-			zap.Duration("usage_retention", time.Duration(g.UsageRetention)))
+		st.SetUsageRetention(time.Duration(g.UsageRetention))
 	}
 	if err := g.writeConfigPrices(); err != nil {
 		return err

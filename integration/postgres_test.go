@@ -338,3 +338,32 @@ func TestPostgresAutoMigrateOffLeavesTheSchemaToTheOperator(t *testing.T) {
 	k := g.newKey(map[string]any{"user_id": "am-off"})
 	g.chat(k.Key)
 }
+
+// usage_retention with a database: an instance deletes the records older
+// than it (here one written before it started), keeps the newer ones, and
+// the spend they charged.
+func TestPostgresUsageRetentionDeletesOldRecords(t *testing.T) {
+	t.Parallel()
+	c := postgresCluster(t, "")
+	a := c.add(t)
+	k := a.newKey(map[string]any{"user_id": "ret-ann"})
+	a.chat(k.Key)
+	spend := a.spend(t, "/v1/users/ret-ann")
+	pgtest.Exec(t, c.dbURL, `INSERT INTO usage_records (id, request_id, user_id, ts, model, provider, endpoint,
+		prompt_tokens, completion_tokens, total_tokens, cost, status, status_code, latency_ms, usage_source,
+		exceeded_reservation) VALUES ('ret-old', 'r-old', 'ret-ann', now() - interval '48 hours', 'ok', 'mock',
+		'/v1/chat/completions', 1, 1, 2, 0, 'success', 200, 1, 'provider', false)`)
+
+	cfg := c.config
+	cfg.Block += "\n\t\tusage_retention 24h"
+	startChecked(t, cfg)
+	waitFor(t, "the record older than the retention deleted", func() bool {
+		return pgtest.Count(t, c.dbURL, "SELECT count(*) FROM usage_records WHERE id = 'ret-old'") == 0
+	})
+	if n := pgtest.Count(t, c.dbURL, "SELECT count(*) FROM usage_records WHERE user_id = 'ret-ann'"); n != 1 {
+		t.Fatalf("%d records of ret-ann left, want the fresh one", n)
+	}
+	if got := a.spend(t, "/v1/users/ret-ann"); got != spend {
+		t.Fatalf("spend after the deletion = %v, want %v", got, spend)
+	}
+}

@@ -98,13 +98,17 @@ type Store struct {
 	durability  atomic.Int32   // a storage.Durability; see SetDurability
 
 	schema  string        // current_schema() of the store's tables, for Listen
-	closing chan struct{} // closed when Close starts; stops Listen and the vacuumer
+	closing chan struct{} // closed when Close starts; stops Listen and the background loops
 
 	released       atomic.Int64  // holds released since the last vacuum (see vacuum.go)
 	vacuumAfter    int64         // defaultVacuumAfter unless Options say otherwise
 	vacuumInterval time.Duration // defaultVacuumInterval unless Options say otherwise
 	vacuumNow      chan struct{} // wakes the vacuumer
 	vacuumDone     chan struct{} // closed when the vacuumer returns
+
+	retention     atomic.Int64  // a time.Duration; see SetUsageRetention
+	retentionWake chan struct{} // a new retention was set
+	retentionDone chan struct{} // closed when the retention loop returns
 }
 
 // Open connects to the database described by opts, migrates its schema
@@ -134,6 +138,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		vacuumAfter:    cmp.Or(opts.vacuumAfter, defaultVacuumAfter),
 		vacuumInterval: cmp.Or(opts.vacuumInterval, defaultVacuumInterval),
 		vacuumDone:     make(chan struct{}),
+		retentionWake:  make(chan struct{}, 1),
+		retentionDone:  make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -159,6 +165,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		go s.admitBatches()
 	}
 	go s.vacuumHolds()
+	go s.expireUsage()
 	return s, nil
 }
 
@@ -224,18 +231,20 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Close waits for queued admissions to be decided and settlements to be
-// committed, stops the admission workers, the usage writer and the
-// vacuumer and closes the pool. Further calls return nil; every other
+// committed, stops the admission workers, the usage writer, the vacuumer
+// and the retention loop and closes the pool. Further calls return nil; every other
 // method fails with an error wrapping storage.ErrClosed afterwards.
 func (s *Store) Close() error {
 	if s.shutdown() {
-		<-s.vacuumDone // after mu is released: a vacuum may be waiting for it
+		// After mu is released: a vacuum or a deletion may be waiting for it.
+		<-s.vacuumDone
+		<-s.retentionDone
 	}
 	return nil
 }
 
-// shutdown is Close but for the vacuumer; it reports whether this call
-// closed the store.
+// shutdown is Close but for the vacuumer and the retention loop; it
+// reports whether this call closed the store.
 func (s *Store) shutdown() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
