@@ -284,6 +284,12 @@ func (g *gateway) do(method, path string, body any, headers ...string) *response
 // tryDo is do returning the transport error instead of failing the test.
 func (g *gateway) tryDo(method, path string, body any, headers ...string) (*response, error) {
 	g.t.Helper()
+	return g.tryDoWith(http.DefaultClient, method, path, body, headers...)
+}
+
+// tryDoWith is tryDo through client.
+func (g *gateway) tryDoWith(client *http.Client, method, path string, body any, headers ...string) (*response, error) {
+	g.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -310,7 +316,7 @@ func (g *gateway) tryDo(method, path string, body any, headers ...string) (*resp
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
