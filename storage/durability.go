@@ -27,7 +27,7 @@ const (
 	// DurabilityFsync returns once the record is durable on disk: it
 	// survives a power loss too. The records committed together (every
 	// record waiting when the writer takes its next batch) share one
-	// fsync.
+	// append to the usage journal and one fdatasync of it (usageJournal).
 	DurabilityFsync
 )
 

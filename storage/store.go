@@ -83,6 +83,9 @@ type Store struct {
 	// Options.Durability.
 	syncer     *logSyncer
 	durability atomic.Int32
+	// journal holds the records of DurabilityFsync batches until the
+	// logs are synced (nil in memory); see usageJournal.
+	journal *usageJournal
 
 	// retention is SetUsageRetention's duration; retentionWake tells the
 	// loop deleting expired records that it changed.
@@ -140,12 +143,18 @@ func Open(opts Options) (*Store, error) {
 		retentionWake:  make(chan struct{}, 1),
 		stopBackground: make(chan struct{}),
 	}
+	if !opts.InMemory {
+		s.syncer = newLogSyncer(opts.Dir)
+		if err := s.openJournal(opts.Dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("opening database %q: %w", opts.Dir, err)
+		}
+	}
 	s.retention.Store(int64(max(opts.UsageRetention, 0)))
 	s.background.Go(func() { s.expireUsage(time.Now) })
 	s.durability.Store(int32(opts.Durability))
 	go s.writeUsage()
 	if !opts.InMemory {
-		s.syncer = newLogSyncer(opts.Dir)
 		gcInterval := cmp.Or(opts.GCInterval, defaultGCInterval)
 		s.background.Go(func() { s.collectGarbage(gcInterval) })
 		syncInterval := cmp.Or(opts.SyncInterval, defaultSyncInterval)
@@ -217,6 +226,11 @@ func (s *Store) Close() error {
 	if s.syncer != nil {
 		s.syncer.close()
 	}
+	if s.journal != nil {
+		if jerr := s.journal.close(err == nil); err == nil {
+			err = jerr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("closing database: %w", err)
 	}
@@ -282,6 +296,31 @@ func (s *Store) write(fn func(txn *badger.Txn) error, sync bool) error {
 	return nil
 }
 
+// syncStore makes every commit so far durable: the logs of the LSM tree
+// and the value log.
+func (s *Store) syncStore() error { return s.syncer.sync(true) }
+
+// openJournal opens the usage journal in dir and applies the records it
+// holds that the database lost. They are durable once the journal is
+// restarted: the usage writer or the log sync does that first, after
+// syncing the database.
+func (s *Store) openJournal(dir string) error {
+	j, payloads, err := openJournal(dir)
+	if err != nil {
+		return err
+	}
+	n, err := replayJournal(s.db, payloads)
+	if err != nil {
+		_ = j.close(false)
+		return err
+	}
+	if n > 0 {
+		s.logger.Warn("usage records lost by the database were restored from the usage journal", zap.Int("records", n))
+	}
+	s.journal = j
+	return nil
+}
+
 // SetDurability changes when RecordUsage returns (see Options.Durability),
 // from the next batch of records on: a config reload applies its setting to
 // the store it shares with the config before it.
@@ -300,6 +339,9 @@ func (s *Store) syncLogs(interval time.Duration) {
 		case <-ticker.C:
 			if err := s.syncer.syncDirty(); err != nil {
 				s.logger.Error("syncing usage records to disk failed; retrying", zap.Error(err))
+			}
+			if err := s.journal.trim(s.syncStore); err != nil {
+				s.logger.Error("restarting the usage journal failed; retrying", zap.Error(err))
 			}
 		}
 	}

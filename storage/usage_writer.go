@@ -80,8 +80,8 @@ func (s *Store) commitUsage(batch []*usageRequest) {
 
 // persistUsage makes a committed batch as durable as the store's
 // durability asks:
-// one sync of the logs for the whole batch (DurabilityFsync), or a note
-// for the background sync (DurabilityOS).
+// one synced append to the usage journal for the whole batch
+// (DurabilityFsync), or a note for the background sync (DurabilityOS).
 func (s *Store) persistUsage(batch []*usageRequest) error {
 	if s.syncer == nil {
 		return nil
@@ -91,7 +91,15 @@ func (s *Store) persistUsage(batch []*usageRequest) error {
 		vlog = vlog || len(req.value) >= diskValueThreshold
 	}
 	if Durability(s.durability.Load()) == DurabilityFsync {
-		return s.syncer.sync(vlog)
+		payloads := make([][]byte, len(batch))
+		for i, req := range batch {
+			payloads[i] = req.value
+		}
+		err := s.journal.append(payloads, s.syncStore)
+		if errors.Is(err, errJournalFull) {
+			return s.syncer.sync(vlog)
+		}
+		return err
 	}
 	s.syncer.wrote(vlog)
 	return nil
