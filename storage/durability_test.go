@@ -171,7 +171,7 @@ func TestRecordsSurviveReopenInBothModes(t *testing.T) {
 					errs <- s.RecordUsage(context.Background(), &UsageRecord{
 						ID: newID(t), UserID: "u1", Timestamp: testTime.Add(time.Duration(i) * time.Second),
 						Model: "m", Cost: 3, UserPeriod: testTime,
-						// Every fifth record is big enough for the value log.
+						// Every fifth record is a big one (a long error message).
 						ErrorMessage: string(make([]byte, (i%5/4)*2*diskValueThreshold)),
 					})
 				}()
