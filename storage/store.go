@@ -164,19 +164,21 @@ func Open(opts Options) (*Store, error) {
 }
 
 // badgerOptions tunes Badger for a small service: modest caches and
-// memtables, uncompressed tables (no compression buffers). A table
-// builder holds twice its table's size in memory and Badger pools the
-// builders, so the memtable (the size of a level-0 table) and the base
+// memtables, uncompressed tables (no compression buffers).
+//
+// A table builder holds twice its table's size in memory and Badger pools
+// the builders, so the memtable (the size of a level-0 table) and the base
 // table size bound the heap under compaction: 4 and 1 MiB took the
 // anonymous memory under load on a store of 1M records from 215 to 165 MB
-// (BENCHMARKS.md). Badger's own
-// SyncWrites is off: a commit is then in the operating system when it
-// returns (the logs are memory-mapped), and the store syncs the logs itself
-// (logSyncer), once per batch of usage records with DurabilityFsync and
-// periodically with DurabilityOS; DurabilityFsync makes records durable
-// in the usage journal instead (usageJournal). Values from valueThreshold
-// on go to the value log, written once, so flushes and compactions of the
-// LSM tree copy keys and small counters, not usage records.
+// (BENCHMARKS.md).
+//
+// Badger's own SyncWrites is off: a commit is then in the operating system
+// when it returns (the logs are memory-mapped). The store syncs the logs
+// itself (logSyncer): before an admin write returns, and in the
+// background. DurabilityFsync makes usage records durable in the usage
+// journal (usageJournal). Values from valueThreshold on go to the value
+// log, written once, so flushes and compactions of the LSM tree copy keys
+// and small counters, not usage records.
 func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 	dir := opts.Dir
 	if opts.InMemory {
@@ -323,16 +325,20 @@ func (s *Store) write(fn func(txn *badger.Txn) error, sync bool) error {
 // and the value log.
 func (s *Store) syncStore() error { return s.syncer.sync(true) }
 
-// openJournal opens the usage journal in dir and applies the records it
-// holds that the database lost. They are durable once the journal is
-// restarted: the usage writer or the log sync does that first, after
-// syncing the database.
+// openJournal opens the usage journal in dir, applies the records it
+// holds that the database lost, syncs the database and restarts the
+// journal.
 func (s *Store) openJournal(dir string) error {
 	j, payloads, err := openJournal(dir)
 	if err != nil {
 		return err
 	}
 	n, err := replayJournal(s.db, payloads)
+	if err == nil {
+		// Make what was replayed durable and start the journal over now,
+		// not at the first append or log sync.
+		err = j.trim(s.syncStore)
+	}
 	if err != nil {
 		_ = j.close(false)
 		return err

@@ -86,10 +86,8 @@ func (s *Store) persistUsage(batch []*usageRequest) error {
 	if s.syncer == nil {
 		return nil
 	}
-	vlog := false
-	for _, req := range batch {
-		vlog = vlog || len(req.value) >= diskValueThreshold
-	}
+	// Every record (its JSON is longer than diskValueThreshold) is in the
+	// value log, so each sync covers it.
 	if Durability(s.durability.Load()) == DurabilityFsync {
 		payloads := make([][]byte, len(batch))
 		for i, req := range batch {
@@ -97,11 +95,11 @@ func (s *Store) persistUsage(batch []*usageRequest) error {
 		}
 		err := s.journal.append(payloads, s.syncStore)
 		if errors.Is(err, errJournalFull) {
-			return s.syncer.sync(vlog)
+			return s.syncStore()
 		}
 		return err
 	}
-	s.syncer.wrote(vlog)
+	s.syncer.wrote(true)
 	return nil
 }
 
