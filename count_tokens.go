@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -34,20 +33,12 @@ func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !utf8.Valid(body) {
-		return errValidation("Request body is not valid UTF-8")
+	// As on inference, duplicate keys are refused: the allow-list is
+	// checked on what the provider reads.
+	root, err := parseRequestJSON(body)
+	if err != nil {
+		return err
 	}
-	tooDeep, duplicate := scanJSON(body, maxJSONDepth, true)
-	switch {
-	case tooDeep:
-		return errValidation(fmt.Sprintf("Request body nests deeper than %d levels", maxJSONDepth))
-	case !gjson.ValidBytes(body):
-		return errValidation("Invalid JSON body")
-	case duplicate != "":
-		// As on inference: the allow-list is checked on what the provider reads.
-		return errValidation(fmt.Sprintf("Duplicate key '%s' in request body", truncate(duplicate, 128)))
-	}
-	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
 		return errValidation("Request body must be a JSON object")
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -129,22 +128,10 @@ func (g *Gateway) prepareCall(w http.ResponseWriter, r *http.Request, ep endpoin
 	if err != nil {
 		return nil, err
 	}
-	if !utf8.Valid(body) {
-		return nil, errValidation("Request body is not valid UTF-8")
+	root, err := parseRequestJSON(body)
+	if err != nil {
+		return nil, err
 	}
-	tooDeep, duplicate := scanJSON(body, maxJSONDepth, true)
-	if tooDeep {
-		return nil, errValidation(fmt.Sprintf("Request body nests deeper than %d levels", maxJSONDepth))
-	}
-	if !gjson.ValidBytes(body) {
-		return nil, errValidation("Invalid JSON body")
-	}
-	if duplicate != "" {
-		// The gateway reads the first of two equal keys, most providers
-		// the last: what is checked and billed must be what is served.
-		return nil, errValidation(fmt.Sprintf("Duplicate key '%s' in request body", truncate(duplicate, 128)))
-	}
-	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
 		return nil, errValidation("Request body must be a JSON object")
 	}
