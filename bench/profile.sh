@@ -6,7 +6,8 @@
 # Runs after ./bench/run.sh (it reuses bench/.bin and the sweep's Caddyfile
 # and request bodies): starts the mock and caddy with its admin endpoint on
 # 127.0.0.1:$((BENCH_PORT+9)), a fresh store, a virtual key on a budget, then
-# non-stream load at concurrency BENCH_PROFILE_CONCURRENCY (64) for 14 s and an
+# load at concurrency BENCH_PROFILE_CONCURRENCY (64) for 14 s, non-stream or, with
+# BENCH_PROFILE_MODE=stream, the sweep's stream request, and an
 # 8 s CPU profile from /debug/pprof/profile in its middle, then the heap's
 # allocation profile. Writes <out-prefix>.pprof, .allocs and .load.json
 # (default prefix bench/results/profile). Read them with
@@ -19,6 +20,15 @@ ROOT=$PWD
 OUT=${1:-$ROOT/bench/results/profile}
 PORT=${BENCH_PORT:-18400}
 CONC=${BENCH_PROFILE_CONCURRENCY:-64}
+MODE=${BENCH_PROFILE_MODE:-nonstream}
+case $MODE in
+nonstream) LOAD=(-body-file "$ROOT/bench/.run/sweep/chat.json") ;;
+stream) LOAD=(-body-file "$ROOT/bench/.run/sweep/chat-stream.json" -stream) ;;
+*)
+	echo "BENCH_PROFILE_MODE is nonstream or stream" >&2
+	exit 2
+	;;
+esac
 BIN=$ROOT/bench/.bin
 SWEEP=$ROOT/bench/.run/sweep
 if [[ ! -x $BIN/caddy || ! -f $SWEEP/Caddyfile ]]; then
@@ -51,12 +61,12 @@ pids+=($!)
 "$BIN/benchctl" wait -url "$GW/health/readiness" -timeout 60s >/dev/null
 VKEY=$("$BIN/benchctl" setup -url "$GW" -master "$BENCH_MASTER_KEY" 2>/dev/null)
 
-"$BIN/loadgen" -url "$GW/v1/chat/completions" -body-file "$SWEEP/chat.json" -c "$CONC" \
+"$BIN/loadgen" -url "$GW/v1/chat/completions" "${LOAD[@]}" -c "$CONC" \
 	-d 14s -warmup 1s -json -H "Authorization: Bearer $VKEY" >"$OUT.load.json" &
 load=$!
 sleep 3 # into the measured part of the load; the profile's own 8 s are timed by caddy
 curl -fsS -o "$OUT.pprof" "http://$ADMIN/debug/pprof/profile?seconds=8"
 curl -fsS -o "$OUT.allocs" "http://$ADMIN/debug/pprof/allocs"
 wait "$load"
-echo "load: $(sed -n 's/^  "rps": \([0-9.]*\).*/\1/p' "$OUT.load.json") req/s at c=$CONC"
+echo "load: $(sed -n 's/^  "rps": \([0-9.]*\).*/\1/p' "$OUT.load.json") req/s at c=$CONC, $MODE"
 echo "wrote $OUT.pprof $OUT.allocs $OUT.load.json"
