@@ -22,7 +22,7 @@ import (
 // request.
 func checkRequestJSON(body []byte, max int) (ok bool, duplicate string) {
 	s := checkers.Get().(*jsonChecker)
-	s.body, s.i, s.max, s.depth, s.duplicate = body, 0, max, 0, ""
+	s.body, s.i, s.max, s.depth, s.deepest, s.duplicate = body, 0, max, 0, 0, ""
 	ok, duplicate = s.check(), s.duplicate
 	s.release()
 	checkers.Put(s)
@@ -53,6 +53,7 @@ type jsonChecker struct {
 	i         int
 	max       int
 	frames    []keyFrame
+	deepest   int // frames[:deepest] were used by this check
 	depth     int
 	duplicate string
 }
@@ -61,7 +62,7 @@ type jsonChecker struct {
 // keep a request alive.
 func (s *jsonChecker) release() {
 	s.body = nil
-	for i := range s.frames {
+	for i := range s.frames[:s.deepest] {
 		f := &s.frames[i]
 		clear(f.keys[:cap(f.keys)])
 		f.keys, f.current, f.set = f.keys[:0], nil, nil
@@ -84,6 +85,7 @@ value:
 		if s.depth > len(s.frames) {
 			s.frames = append(s.frames, keyFrame{})
 		}
+		s.deepest = max(s.deepest, s.depth)
 		s.frames[s.depth-1].reset(c == '{')
 		s.i++
 		s.space()
