@@ -3,12 +3,16 @@ package llmgateway
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/llmgateway/caddy-llm-gateway/internal/metering"
 	"github.com/llmgateway/caddy-llm-gateway/storage"
@@ -130,4 +134,63 @@ func BenchmarkRecordUsage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkServeChatCompletion measures one non-stream chat completion
+// through ServeHTTP with what the bench's (c) row has on: a virtual key
+// of a user on a budget, a price, metering and a usage record on disk
+// (durability os), against an in-process provider. Serial waits for each
+// record on its own; parallel lets the usage writer batch them. Its
+// allocations are the gateway's and the in-process provider's together:
+// run it with -memprofile and read the gateway's own under ServeHTTP.
+func BenchmarkServeChatCompletion(b *testing.B) {
+	tg := newTestGateway(b)
+	master := tg.g.MasterKey
+	_, budget := tg.serve(b, "POST", "/v1/budgets", `{"max_budget":1000000000}`, master)
+	if status, _ := tg.serve(b, "POST", "/v1/users", fmt.Sprintf(`{"user_id":"u","budget_id":%q}`, budget["budget_id"]), master); status != 200 {
+		b.Fatalf("POST /v1/users: %d", status)
+	}
+	_, created := tg.serve(b, "POST", "/v1/keys", `{"user_id":"u"}`, master)
+	key, _ := created["key"].(string)
+	if key == "" {
+		b.Fatalf("POST /v1/keys returned no key: %v", created)
+	}
+	const body = `{"model":"mock:m","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about Jupiter and explain each line."}],"max_tokens":300,"temperature":0.7}`
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	serve := func() error {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		if err := tg.g.ServeHTTP(w, req, next); err != nil {
+			return err
+		}
+		if w.Code != http.StatusOK {
+			return fmt.Errorf("status %d: %s", w.Code, w.Body.Bytes())
+		}
+		return nil
+	}
+	if err := serve(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := serve(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := serve(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }

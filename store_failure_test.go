@@ -81,7 +81,7 @@ type testGateway struct {
 	now      atomic.Int64 // the gateway's clock, Unix nanoseconds
 }
 
-func newTestGateway(t *testing.T) *testGateway {
+func newTestGateway(t testing.TB) *testGateway {
 	t.Helper()
 	tg := &testGateway{}
 	tg.now.Store(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).UnixNano())
@@ -108,7 +108,7 @@ func newTestGateway(t *testing.T) *testGateway {
 // provisionAndStart provisions g in a config context, as Caddy does, and
 // starts it, as the llm_gateway app does when the config starts; g is
 // cleaned up with the test.
-func provisionAndStart(t *testing.T, g *Gateway) {
+func provisionAndStart(t testing.TB, g *Gateway) {
 	t.Helper()
 	ctx, err := caddy.ProvisionContext(&caddy.Config{})
 	if err != nil {
@@ -133,7 +133,7 @@ func provisionAndStart(t *testing.T, g *Gateway) {
 func (tg *testGateway) advance(d time.Duration) { tg.now.Add(int64(d)) }
 
 // serve sends a request through the handler and returns status and body.
-func (tg *testGateway) serve(t *testing.T, method, path, body, key string) (int, map[string]any) {
+func (tg *testGateway) serve(t testing.TB, method, path, body, key string) (int, map[string]any) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
