@@ -166,11 +166,15 @@ func Open(opts Options) (*Store, error) {
 // badgerOptions tunes Badger for a small service: modest caches and
 // memtables, uncompressed tables (no compression buffers).
 //
-// A table builder holds twice its table's size in memory and Badger pools
-// the builders, so the memtable (the size of a level-0 table) and the base
-// table size bound the heap under compaction: 4 and 1 MiB took the
-// anonymous memory under load on a store of 1M records from 215 to 165 MB
-// (BENCHMARKS.md).
+// A table builder holds twice its table's size in memory, a compaction
+// runs up to 8 builders beside its subcompactions, and Badger pools the
+// builders, so table sizes bound the heap under compaction. Every table
+// is baseTableSize (TableSizeMultiplier 1; Badger's default doubles the
+// size at each level below the base, so a big store's deepest tables and
+// their builders grew with it), and level-0 tables are the memtable's
+// size. On a store of 1M records that took the anonymous memory under
+// load from 136–144 MB to 83–88 MB (BENCHMARKS.md); it costs more table
+// files: about 580 per million records, each an open file and a mapping.
 //
 // Badger's own SyncWrites is off: a commit is then in the operating system
 // when it returns (the logs are memory-mapped). The store syncs the logs
@@ -184,12 +188,12 @@ func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 	if opts.InMemory {
 		dir = ""
 	}
-	return badger.DefaultOptions(dir).
+	o := badger.DefaultOptions(dir).
 		WithInMemory(opts.InMemory).
 		WithLogger(newBadgerLogger(logger)).
 		WithSyncWrites(false).
 		WithMemTableSize(memTableSize(opts.InMemory)).
-		WithBaseTableSize(memTableSize(opts.InMemory) / 4).
+		WithBaseTableSize(baseTableSize).
 		WithNumMemtables(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
@@ -199,6 +203,8 @@ func badgerOptions(opts Options, logger *zap.Logger) badger.Options {
 		WithNumCompactors(2).
 		WithValueThreshold(valueThreshold(opts.InMemory)).
 		WithCompression(options.None)
+	o.TableSizeMultiplier = 1
+	return o
 }
 
 // valueThreshold is the size from which values go to the value log; in
@@ -224,8 +230,11 @@ func memTableSize(inMemory bool) int64 {
 	if inMemory {
 		return 8 << 20
 	}
-	return 4 << 20
+	return 3 << 20
 }
+
+// baseTableSize is the size of every table below level 0.
+const baseTableSize = 1 << 20
 
 // diskValueThreshold is valueThreshold on disk.
 const diskValueThreshold = 1 << 6
