@@ -448,7 +448,9 @@ scale() {
 	wait "$bg" || true
 	status_kb "$CADDY_PID" VmRSS >"$RUN/end_rss_kb"
 	status_kb "$CADDY_PID" RssAnon >"$RUN/end_anon_kb"
-	du -sk "$RUN/store" | cut -f1 >"$RUN/store_kb"
+	# A compaction may delete a table while du walks the store: du then
+	# complains and fails, but its total is still the store's size.
+	{ du -sk "$RUN/store" 2>/dev/null || true; } | cut -f1 >"$RUN/store_kb"
 
 	mkdir -p "$RESULTS"
 	"$BIN/benchctl" scale-report -dir "$RUN" -out "$RESULTS/scale.md" -command "$COMMAND" -commit "$COMMIT" \
