@@ -95,8 +95,12 @@ func cmdScaleReport(args []string) error {
 		}
 		fmt.Fprintf(&b, "| (c) %s, concurrency %s: req/s · p50 · p99 · errors | %.0f · %.3f ms · %.3f ms · %d | | |\n",
 			name, *concurrency, r.res.RPS, r.res.Latency.P50, r.res.Latency.P99, r.res.Errors)
-		fmt.Fprintf(&b, "| peak RSS during that load (%s; largest RssAnon sampled) | %.1f MB (anon %.1f MB) | ≤ 100 MB | %s |\n",
-			orDash(r.rssHow), float64(r.rssKB)/1024, float64(r.anonKB)/1024, verdict(r.rssKB > 0 && r.rssKB <= 100*1024))
+		// Issue #15's targets: the heap (anonymous memory) ≤ 100 MB and
+		// the whole RSS, mapped store files included, ≤ 200 MB.
+		fmt.Fprintf(&b, "| heap during that load (largest RssAnon sampled) | %.1f MB | ≤ 100 MB | %s |\n",
+			float64(r.anonKB)/1024, verdict(r.anonKB > 0 && r.anonKB <= 100*1024))
+		fmt.Fprintf(&b, "| peak RSS during that load (%s) | %.1f MB | ≤ 200 MB | %s |\n",
+			orDash(r.rssHow), float64(r.rssKB)/1024, verdict(r.rssKB > 0 && r.rssKB <= 200*1024))
 	}
 	fmt.Fprintf(&b, "| RSS at the end | %.1f MB (anon %.1f MB) | | |\n", endRSS, endAnon)
 	count := readNumber(filepath.Join(*dir, "usage_count"))
