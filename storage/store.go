@@ -173,7 +173,7 @@ func Open(opts Options) (*Store, error) {
 // size at each level below the base, so a big store's deepest tables and
 // their builders grew with it), and level-0 tables are the memtable's
 // size. On a store of 1M records that took the anonymous memory under
-// load from 136–144 MB to 83–88 MB (BENCHMARKS.md); it costs more table
+// load from 136–144 MB to 78–93 MB (BENCHMARKS.md); it costs more table
 // files: 400–600 per million records, each an open file and a mapping.
 //
 // Badger's own SyncWrites is off: a commit is then in the operating system
