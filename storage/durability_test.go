@@ -199,3 +199,36 @@ func TestRecordsSurviveReopenInBothModes(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletionsSyncBeforeTheyReturn checks that the admin writes that
+// commit in several transactions (DeleteBudget, DeleteUser) sync the logs
+// before they return, as every other admin write does through update.
+func TestDeletionsSyncBeforeTheyReturn(t *testing.T) {
+	t.Parallel()
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.CreateBudget(&Budget{BudgetID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(&User{UserID: "u", BudgetID: ptr("b"), CreatedAt: testTime, UpdatedAt: testTime}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		do   func() error
+	}{
+		{"DeleteBudget", func() error { return s.DeleteBudget("b", testTime) }},
+		{"DeleteUser", func() error { return s.DeleteUser("u", testTime) }},
+	} {
+		before := s.syncer.tickets.Load()
+		if err := c.do(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if s.syncer.tickets.Load() == before {
+			t.Errorf("%s returned without syncing the logs", c.name)
+		}
+	}
+}

@@ -148,50 +148,87 @@ func (s *Store) UpdateUser(id string, fn func(*User) error) (*User, error) {
 }
 
 // DeleteUser soft deletes the user: DeletedAt and UpdatedAt become now and
-// every key of the user is deactivated, in one transaction. It fails with
-// ErrNotFound when the user does not exist or is already deleted. (A user
-// with thousands of keys could exceed Badger's transaction size limit; the
-// deletion then fails as a whole and changes nothing.)
+// every key of the user is deactivated. It fails with ErrNotFound when the
+// user does not exist or is already deleted.
+//
+// The user and as many of its keys as one Badger transaction holds are
+// written together; the keys of a user with more than that (about 4,900
+// on disk) are deactivated in further transactions. Until those commit
+// the remaining keys still say they are active, but none authenticates a
+// request: inference refuses the keys of a deleted user. A DeleteUser of
+// a user already deleted deactivates any key left active (after a crash
+// between those transactions) before it fails with ErrNotFound.
 func (s *Store) DeleteUser(id string, now time.Time) error {
-	err := s.update(func(txn *badger.Txn) error {
-		var u User
-		if err := getJSON(txn, userKey(id), &u); err != nil {
-			return err
-		}
-		if u.Deleted() {
-			return ErrNotFound
-		}
-		deletedAt := now
-		u.DeletedAt = &deletedAt
-		u.UpdatedAt = now
-		if err := putJSON(txn, userKey(id), &u); err != nil {
-			return err
-		}
-		if err := setActive(txn, id, false); err != nil {
-			return err
-		}
-
-		for _, keyID := range keyIDsOfUser(txn, id) {
-			var k APIKey
-			err := getJSON(txn, apiKeyKey(keyID), &k)
-			if errors.Is(err, ErrNotFound) {
-				continue // dangling index entry; nothing to deactivate
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("deleting user %s: %w", id, ErrClosed)
+	}
+	first, alreadyDeleted := true, false
+	for {
+		more := false
+		err := s.updateOpen(func(txn *badger.Txn) error {
+			more = false
+			written := 0
+			if first {
+				var u User
+				if err := getJSON(txn, userKey(id), &u); err != nil {
+					return err
+				}
+				alreadyDeleted = u.Deleted()
+				if !alreadyDeleted {
+					deletedAt := now
+					u.DeletedAt = &deletedAt
+					u.UpdatedAt = now
+					if err := putJSON(txn, userKey(id), &u); err != nil {
+						return err
+					}
+					if err := setActive(txn, id, false); err != nil {
+						return err
+					}
+					written++
+				}
 			}
-			if err != nil {
-				return err
+			for _, keyID := range keyIDsOfUser(txn, id) {
+				var k APIKey
+				err := getJSON(txn, apiKeyKey(keyID), &k)
+				if errors.Is(err, ErrNotFound) {
+					continue // dangling index entry; nothing to deactivate
+				}
+				if err != nil {
+					return err
+				}
+				if !k.IsActive {
+					continue
+				}
+				k.IsActive = false
+				err = putJSON(txn, apiKeyKey(keyID), &k)
+				if errors.Is(err, badger.ErrTxnTooBig) && written > 0 {
+					more = true
+					return nil // commit this batch; the next takes the rest
+				}
+				if err != nil {
+					return fmt.Errorf("deactivating key %s: %w", keyID, err)
+				}
+				written++
 			}
-			if !k.IsActive {
-				continue
-			}
-			k.IsActive = false
-			if err := putJSON(txn, apiKeyKey(keyID), &k); err != nil {
-				return fmt.Errorf("deactivating key %s: %w", keyID, err)
-			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("deleting user %s: %w", id, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("deleting user %s: %w", id, err)
+		first = false
+		if !more {
+			break
+		}
+	}
+	if s.syncer != nil {
+		if err := s.syncer.sync(true); err != nil {
+			return fmt.Errorf("deleting user %s: %w", id, err)
+		}
+	}
+	if alreadyDeleted {
+		return fmt.Errorf("deleting user %s: %w", id, ErrNotFound)
 	}
 	return nil
 }

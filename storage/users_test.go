@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 func TestCreateAndGetUser(t *testing.T) {
@@ -112,6 +115,78 @@ func TestDeleteUser(t *testing.T) {
 	}
 	if err := s.DeleteUser("nobody", now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleting a missing user: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestDeleteUserManyKeys gives a user more key data than one Badger
+// transaction can hold (about 1.3 MB in memory, where values stay in the
+// tree), so DeleteUser must deactivate its keys over several transactions.
+// A key left active by a crash between them is deactivated by the next
+// DeleteUser, which still answers ErrNotFound.
+func TestDeleteUserManyKeys(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	if err := s.CreateUser(&User{UserID: "big", CreatedAt: testTime, UpdatedAt: testTime}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	metadata := json.RawMessage(`{"notes":"` + strings.Repeat("x", 2048) + `"}`)
+	const keys = 1500 // about 3.4 MB of key records
+	ids := make([]string, keys)
+	for i := range ids {
+		k := &APIKey{ID: newID(t), KeyHash: newID(t), UserID: "big", CreatedAt: testTime, IsActive: true, Metadata: metadata}
+		if err := s.CreateKey(k, nil); err != nil {
+			t.Fatalf("CreateKey #%d: %v", i, err)
+		}
+		ids[i] = k.ID
+	}
+	other := mustCreateKey(t, s, "small")
+
+	now := testTime.Add(time.Hour)
+	if err := s.DeleteUser("big", now); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if u, err := s.GetUser("big"); err != nil || !u.Deleted() {
+		t.Fatalf("GetUser: %+v, %v; want it deleted", u, err)
+	}
+	active := func() int {
+		n := 0
+		for _, id := range ids {
+			k, err := s.GetKey(id)
+			if err != nil {
+				t.Fatalf("GetKey %s: %v", id, err)
+			}
+			if k.IsActive {
+				n++
+			}
+		}
+		return n
+	}
+	if n := active(); n != 0 {
+		t.Fatalf("%d of %d keys of the deleted user are still active", n, keys)
+	}
+	if k, err := s.GetKey(other.ID); err != nil || !k.IsActive {
+		t.Errorf("key of another user: %+v, %v; want it active", k, err)
+	}
+
+	// A crash between the transactions leaves keys active.
+	for _, id := range ids[:3] {
+		err := s.update(func(txn *badger.Txn) error {
+			var k APIKey
+			if err := getJSON(txn, apiKeyKey(id), &k); err != nil {
+				return err
+			}
+			k.IsActive = true
+			return putJSON(txn, apiKeyKey(id), &k)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteUser("big", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleting again: got %v, want ErrNotFound", err)
+	}
+	if n := active(); n != 0 {
+		t.Errorf("after deleting again, %d keys of the deleted user are still active", n)
 	}
 }
 
