@@ -310,16 +310,15 @@ const keySetLinear = 16
 
 // keyFrame is one open object or array of the document being checked.
 type keyFrame struct {
-	object    bool
-	expectKey bool                // the next string is a key
-	index     int                 // position of the current element or member
-	keys      [][]byte            // the object's keys so far, up to keySetLinear
-	set       map[string]struct{} // all of them, once there are more
-	current   []byte              // the key whose value is being scanned
+	object  bool
+	index   int                 // position of the current element or member
+	keys    [][]byte            // the object's keys so far, up to keySetLinear
+	set     map[string]struct{} // all of them, once there are more
+	current []byte              // the key whose value is being scanned
 }
 
 func (f *keyFrame) reset(object bool) {
-	f.object, f.expectKey, f.index, f.current = object, object, 0, nil
+	f.object, f.index, f.current = object, 0, nil
 	f.keys = f.keys[:0]
 	f.set = nil
 }

@@ -144,10 +144,8 @@ func (s *Store) DeleteBudget(id string, now time.Time) error {
 		first = false
 		userIDs = userIDs[done:]
 	}
-	if s.syncer != nil {
-		if err := s.syncer.sync(true); err != nil {
-			return fmt.Errorf("deleting budget %s: %w", id, err)
-		}
+	if err := s.syncStore(); err != nil {
+		return fmt.Errorf("deleting budget %s: %w", id, err)
 	}
 	return nil
 }

@@ -321,18 +321,22 @@ func (s *Store) write(fn func(txn *badger.Txn) error, sync bool) error {
 		return err
 	}
 	switch {
-	case s.syncer == nil:
-		return nil
 	case sync:
-		return s.syncer.sync(true)
+		return s.syncStore()
+	case s.syncer != nil:
+		s.syncer.wrote(true)
 	}
-	s.syncer.wrote(true)
 	return nil
 }
 
 // syncStore makes every commit so far durable: the logs of the LSM tree
-// and the value log.
-func (s *Store) syncStore() error { return s.syncer.sync(true) }
+// and the value log. In memory there is nothing to sync.
+func (s *Store) syncStore() error {
+	if s.syncer == nil {
+		return nil
+	}
+	return s.syncer.sync(true)
+}
 
 // openJournal opens the usage journal in dir, applies the records it
 // holds that the database lost, syncs the database and restarts the

@@ -222,10 +222,8 @@ func (s *Store) DeleteUser(id string, now time.Time) error {
 			break
 		}
 	}
-	if s.syncer != nil {
-		if err := s.syncer.sync(true); err != nil {
-			return fmt.Errorf("deleting user %s: %w", id, err)
-		}
+	if err := s.syncStore(); err != nil {
+		return fmt.Errorf("deleting user %s: %w", id, err)
 	}
 	if alreadyDeleted {
 		return fmt.Errorf("deleting user %s: %w", id, ErrNotFound)
