@@ -130,6 +130,11 @@ func (s *Store) Import(im Import) (ImportCounts, error) {
 	}
 	if im.CarriesSummaries {
 		rows = append([]row{{&uncounted, summariesCarriedSQL, nil}}, rows...)
+	} else if len(im.Usage) > 0 {
+		// The trigger notes every record inserted above in the backlog, one
+		// row each; they are folded into the summaries before the import
+		// commits, rather than left to the folders a row at a time.
+		rows = append(rows, row{&uncounted, `SELECT gateway_fold_usage_summaries($1, true)`, []any{foldLimit}})
 	}
 	err := s.tx(func(ctx context.Context, tx pgx.Tx) error {
 		counts = ImportCounts{} // a retry counts afresh

@@ -27,11 +27,14 @@ const (
 // deleteUsageSQL deletes the oldest records timestamped before $1, at most
 // $2, through usage_ts_idx. Rows another instance is deleting at the same
 // time are skipped (SKIP LOCKED), so instances with the same retention
-// never wait for each other. The summaries and spend periods are other
-// tables, untouched: what a deleted record charged stays charged, and the
-// totals of /v1/usage/summary stay.
+// never wait for each other, and so are records still in the summaries'
+// backlog (a late delivery of an old record), which the folder needs. The
+// summaries and spend periods are other tables, untouched: what a deleted
+// record charged stays charged, and the totals of /v1/usage/summary stay.
 const deleteUsageSQL = `DELETE FROM usage_records WHERE id IN (
-	SELECT id FROM usage_records WHERE ts < $1 ORDER BY ts, id LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	SELECT id FROM usage_records WHERE ts < $1
+		AND id NOT IN (SELECT unnest(record_ids) FROM usage_summary_backlog)
+	ORDER BY ts, id LIMIT $2 FOR UPDATE SKIP LOCKED)`
 
 // DeleteUsageBefore deletes at most limit usage records timestamped before
 // cutoff, oldest first, in one statement, and returns how many it deleted.

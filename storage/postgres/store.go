@@ -74,6 +74,9 @@ type Options struct {
 	// defaultVacuumInterval when set (tests).
 	vacuumAfter    int64
 	vacuumInterval time.Duration
+	// foldInterval and foldIdleInterval replace defaultFoldInterval and
+	// defaultFoldIdleInterval when set (tests).
+	foldInterval, foldIdleInterval time.Duration
 }
 
 // Store is the gateway's state in PostgreSQL. Create it with Open and
@@ -106,6 +109,11 @@ type Store struct {
 	vacuumNow      chan struct{} // wakes the vacuumer
 	vacuumDone     chan struct{} // closed when the vacuumer returns
 
+	backlogged       atomic.Bool   // settled records since the last fold (see summary_backlog.go)
+	foldInterval     time.Duration // defaultFoldInterval unless Options say otherwise
+	foldIdleInterval time.Duration // defaultFoldIdleInterval unless Options say otherwise
+	foldDone         chan struct{} // closed when the folder returns
+
 	retention     atomic.Int64  // a time.Duration; see SetUsageRetention
 	retentionWake chan struct{} // a new retention was set
 	retentionDone chan struct{} // closed when the retention loop returns
@@ -126,20 +134,23 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	red := newRedactor(opts.URL, cfg.ConnConfig.Password)
 	s := &Store{
-		logger:         opts.Logger,
-		redactor:       red,
-		acquireTimeout: orDefault(opts.AcquireTimeout, DefaultAcquireTimeout),
-		queryTimeout:   orDefault(opts.QueryTimeout, DefaultQueryTimeout),
-		settlements:    make(chan *settleRequest, settleQueueSize),
-		writerDone:     make(chan struct{}),
-		admissions:     make(chan *admitCall, admitQueueSize),
-		closing:        make(chan struct{}),
-		vacuumNow:      make(chan struct{}, 1),
-		vacuumAfter:    cmp.Or(opts.vacuumAfter, defaultVacuumAfter),
-		vacuumInterval: cmp.Or(opts.vacuumInterval, defaultVacuumInterval),
-		vacuumDone:     make(chan struct{}),
-		retentionWake:  make(chan struct{}, 1),
-		retentionDone:  make(chan struct{}),
+		logger:           opts.Logger,
+		redactor:         red,
+		acquireTimeout:   orDefault(opts.AcquireTimeout, DefaultAcquireTimeout),
+		queryTimeout:     orDefault(opts.QueryTimeout, DefaultQueryTimeout),
+		settlements:      make(chan *settleRequest, settleQueueSize),
+		writerDone:       make(chan struct{}),
+		admissions:       make(chan *admitCall, admitQueueSize),
+		closing:          make(chan struct{}),
+		vacuumNow:        make(chan struct{}, 1),
+		vacuumAfter:      cmp.Or(opts.vacuumAfter, defaultVacuumAfter),
+		vacuumInterval:   cmp.Or(opts.vacuumInterval, defaultVacuumInterval),
+		vacuumDone:       make(chan struct{}),
+		retentionWake:    make(chan struct{}, 1),
+		retentionDone:    make(chan struct{}),
+		foldInterval:     cmp.Or(opts.foldInterval, defaultFoldInterval),
+		foldIdleInterval: cmp.Or(opts.foldIdleInterval, defaultFoldIdleInterval),
+		foldDone:         make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = zap.NewNop()
@@ -166,6 +177,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	go s.vacuumHolds()
 	go s.expireUsage()
+	go s.foldSummaries()
 	return s, nil
 }
 
@@ -231,19 +243,21 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Close waits for queued admissions to be decided and settlements to be
-// committed, stops the admission workers, the usage writer, the vacuumer
-// and the retention loop and closes the pool. Further calls return nil; every other
+// committed, stops the admission workers, the usage writer, the vacuumer,
+// the retention loop and the summary folder and closes the pool. Further calls return nil; every other
 // method fails with an error wrapping storage.ErrClosed afterwards.
 func (s *Store) Close() error {
 	if s.shutdown() {
 		// After mu is released: a vacuum or a deletion may be waiting for it.
 		<-s.vacuumDone
 		<-s.retentionDone
+		<-s.foldDone
 	}
 	return nil
 }
 
-// shutdown is Close but for the vacuumer and the retention loop; it
+// shutdown is Close but for the vacuumer, the retention loop and the
+// folder; it
 // reports whether this call closed the store.
 func (s *Store) shutdown() bool {
 	s.mu.Lock()

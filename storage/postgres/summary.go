@@ -11,15 +11,20 @@ import (
 	"github.com/llmgateway/caddy-llm-gateway/storage"
 )
 
-// SummarizeUsage answers a usage summary from the summary tables, which
-// the usage_records trigger keeps (0004_usage_summary.sql); it reads no
-// usage record. The rows of the planned ranges (usagesum.PlanQuery) are
+// SummarizeUsage answers a usage summary from the summary tables
+// (0004_usage_summary.sql); it reads no usage record. It first adds to
+// them every record committed so far that they lack (the backlog: see
+// summary_backlog.go), so the answer counts every record committed before
+// the call. The rows of the planned ranges (usagesum.PlanQuery) are
 // filtered and rolled up in the database, so only the answer's buckets
 // travel.
 func (s *Store) SummarizeUsage(q usagesum.Query) ([]usagesum.Bucket, error) {
 	query, args := summarySQL(q, usagesum.PlanQuery(q))
 	if query == "" {
 		return []usagesum.Bucket{}, nil
+	}
+	if _, err := s.fold(true); err != nil {
+		return nil, err
 	}
 	out, err := listRows(s, "summarizing usage", scanBucket, query, args...)
 	if err != nil {
@@ -108,8 +113,8 @@ func intervalOrDay(iv usagesum.Interval) usagesum.Interval {
 	return iv
 }
 
-// summariesCarriedSQL tells the usage_records trigger to count nothing
-// for the rest of the transaction: an import that copies its source's
+// summariesCarriedSQL tells the usage_records trigger to leave the records
+// of the rest of the transaction out of the summaries' backlog: an import that copies its source's
 // summary rows (see Import.CarriesSummaries).
 const summariesCarriedSQL = `SELECT set_config('llm_gateway.summaries_carried', 'on', true)`
 

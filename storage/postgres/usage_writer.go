@@ -150,15 +150,19 @@ func (s *Store) commitSettlements(batch []*settleRequest) {
 	if err != nil {
 		err = s.redactor.redact(fmt.Errorf("committing usage: %w", err))
 	}
-	holds := 0
+	holds, records := 0, 0
 	for _, req := range batch {
 		if req.st.HoldID != "" {
 			holds++
 		}
+		records += len(req.st.Records)
 		req.done <- err
 	}
 	if err == nil {
 		s.noteReleased(holds)
+		if records > 0 {
+			s.noteSettled()
+		}
 	}
 }
 
@@ -178,79 +182,15 @@ func (s *Store) asyncCommit(batch []*settleRequest) bool {
 }
 
 // settleSQL settles a batch in one statement, hence one transaction:
-//
-//   - new records are inserted; a record id already stored is skipped
-//     (ON CONFLICT DO NOTHING), so only records inserted now are charged;
-//   - their costs are summed per spend period (one upsert per period,
-//     however many records add to it, in key order so that two batches
-//     lock periods in the same order);
-//   - the holds are released and their rate-limit entries get their real
-//     token counts;
-//   - with $24 true (durability os), synchronous_commit is off for this
-//     transaction only (set_config with is_local: the statement's implicit
-//     transaction ends with it, so the setting never outlives the batch and
-//     costs no round trip). PostgreSQL reads synchronous_commit when the
-//     transaction commits, after the statement ran, so the whole batch
-//     commits without waiting for its WAL flush, and the spend rows it
-//     locked are free as soon as the statement ends.
-//
-// Parameters are parallel arrays, one element per record ($1–$21) or per
-// hold ($22–$23), then $24.
-const settleSQL = `
-WITH recs AS (
-	SELECT * FROM unnest(
-		$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-		$7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[],
-		$13::bigint[], $14::text[], $15::integer[], $16::bigint[], $17::text[], $18::text[],
-		$19::boolean[], $20::timestamptz[], $21::timestamptz[]
-	) AS r(id, request_id, user_id, api_key_id, end_user, ts, model, provider, endpoint,
-		prompt_tokens, completion_tokens, total_tokens, cost, status, status_code, latency_ms,
-		error_message, usage_source, exceeded_reservation, user_period, key_period)
-),
-inserted AS (
-	INSERT INTO usage_records (id, request_id, user_id, api_key_id, end_user, ts, model, provider,
-		endpoint, prompt_tokens, completion_tokens, total_tokens, cost, status, status_code,
-		latency_ms, error_message, usage_source, exceeded_reservation, user_period, key_period)
-	SELECT id, request_id, user_id, nullif(api_key_id, ''), nullif(end_user, ''), ts, model,
-		provider, endpoint, prompt_tokens, completion_tokens, total_tokens, cost, status,
-		status_code, latency_ms, nullif(error_message, ''), usage_source, exceeded_reservation,
-		user_period, key_period
-	FROM recs
-	ON CONFLICT (id) DO NOTHING
-	RETURNING user_id, api_key_id, cost, user_period, key_period
-),
-charges AS (
-	SELECT 'u' AS owner, user_id AS account_id, coalesce(user_period, '0001-01-01 00:00:00+00') AS period_start, cost
-	FROM inserted WHERE user_id <> '' AND cost > 0
-	UNION ALL
-	SELECT 'k', api_key_id, coalesce(key_period, '0001-01-01 00:00:00+00'), cost
-	FROM inserted WHERE api_key_id IS NOT NULL AND cost > 0
-),
-charged AS (
-	INSERT INTO spend_periods (owner, account_id, period_start, spend)
-	SELECT owner, account_id, period_start, sum(cost)
-	FROM charges GROUP BY owner, account_id, period_start
-	ORDER BY owner, account_id, period_start
-	ON CONFLICT (owner, account_id, period_start) DO UPDATE SET spend = spend_periods.spend + EXCLUDED.spend
-	RETURNING 1
-),
-holds AS (
-	SELECT * FROM unnest($22::text[], $23::bigint[]) AS h(id, tokens)
-),
-counted AS (
-	UPDATE rate_events e SET tokens = h.tokens
-	FROM holds h WHERE e.reservation_id = h.id AND h.tokens >= 0
-	RETURNING 1
-),
-released AS (
-	DELETE FROM reservations WHERE id IN (SELECT id FROM holds)
-	RETURNING 1
-)
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM charged),
-	(SELECT count(*) FROM counted), (SELECT count(*) FROM released),
-	(SELECT set_config('synchronous_commit', 'off', true) WHERE $24::boolean)`
+// gateway_settle (0009_generic_plans.sql) inserts the new records, charges
+// their costs to their spend periods, and releases the holds. Its
+// parameters are parallel arrays, one element per record ($1–$21) or per
+// hold ($22–$23), then $24: with it true (durability os) the transaction
+// commits without waiting for its WAL flush.
+const settleSQL = `SELECT gateway_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+	$16, $17, $18, $19, $20, $21, $22, $23, $24)`
 
-// settleArgs lays batch out as settleSQL's parallel arrays. A record id
+// settleArgs lays batch out as gateway_settle's parallel arrays. A record id
 // that appears twice in the batch (a redelivery racing the original) is
 // sent once.
 func settleArgs(batch []*settleRequest) []any {

@@ -22,7 +22,10 @@ import (
 // be off, as on the CI machines, and even on its default settings it waits
 // for a fifth of a table to be dead and then sleeps between pages.
 //
-// So the store vacuums the two tables itself, once this instance has
+// The summaries' backlog is the same: a row per settlement batch, deleted
+// by the folder within a second (summary_backlog.go).
+//
+// So the store vacuums the three tables itself, once this instance has
 // released defaultVacuumAfter holds since the last time, and at least every
 // defaultVacuumInterval while it releases any. A vacuum of these small tables
 // takes milliseconds and locks out no reader or writer of their rows: it
@@ -33,7 +36,7 @@ import (
 const (
 	defaultVacuumAfter    = 2048
 	defaultVacuumInterval = 30 * time.Second
-	vacuumSQL             = `VACUUM (SKIP_LOCKED, TRUNCATE false) reservations, rate_events`
+	vacuumSQL             = `VACUUM (SKIP_LOCKED, TRUNCATE false) reservations, rate_events, usage_summary_backlog`
 )
 
 // noteReleased counts n holds released by a settlement and wakes the
