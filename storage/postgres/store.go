@@ -244,8 +244,9 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Close waits for queued admissions to be decided and settlements to be
 // committed, stops the admission workers, the usage writer, the vacuumer,
-// the retention loop and the summary folder and closes the pool. Further calls return nil; every other
-// method fails with an error wrapping storage.ErrClosed afterwards.
+// the retention loop and the summary folder, and closes the pool. Further
+// calls return nil; every other method fails with an error wrapping
+// storage.ErrClosed afterwards.
 func (s *Store) Close() error {
 	if s.shutdown() {
 		// After mu is released: a vacuum or a deletion may be waiting for it.
@@ -257,8 +258,7 @@ func (s *Store) Close() error {
 }
 
 // shutdown is Close but for the vacuumer, the retention loop and the
-// folder; it
-// reports whether this call closed the store.
+// folder; it reports whether this call closed the store.
 func (s *Store) shutdown() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -114,8 +114,8 @@ func intervalOrDay(iv usagesum.Interval) usagesum.Interval {
 }
 
 // summariesCarriedSQL tells the usage_records trigger to leave the records
-// of the rest of the transaction out of the summaries' backlog: an import that copies its source's
-// summary rows (see Import.CarriesSummaries).
+// of the rest of the transaction out of the summaries' backlog: an import
+// that copies its source's summary rows (see Import.CarriesSummaries).
 const summariesCarriedSQL = `SELECT set_config('llm_gateway.summaries_carried', 'on', true)`
 
 // summaryImportSQL is the statement that copies one summary row, skipped
