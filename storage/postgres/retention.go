@@ -74,7 +74,16 @@ func (s *Store) expireUsage() {
 	for {
 		wait := retentionInterval
 		if retention := time.Duration(s.retention.Load()); retention > 0 {
-			n, err := s.DeleteUsageBefore(time.Now().Add(-retention), retentionBatch)
+			// Records still in the summaries' backlog are kept (see
+			// deleteUsageSQL): fold it first, waiting for a fold that holds
+			// some of it, so that an expired record written just now (a
+			// late delivery, an import) goes now rather than at the next
+			// check.
+			_, err := s.fold(true)
+			n := 0
+			if err == nil {
+				n, err = s.DeleteUsageBefore(time.Now().Add(-retention), retentionBatch)
+			}
 			switch {
 			case errors.Is(err, storage.ErrClosed):
 				return

@@ -39,7 +39,7 @@ func (s *Store) foldSummaries() {
 	defer close(s.foldDone)
 	t := time.NewTicker(s.foldInterval)
 	defer t.Stop()
-	last := time.Now()
+	var last time.Time // the first tick folds what an earlier run left
 	failing := false
 	for {
 		select {
@@ -52,10 +52,7 @@ func (s *Store) foldSummaries() {
 		}
 		s.backlogged.Store(false)
 		last = time.Now()
-		n, err := int64(foldLimit), error(nil)
-		for n == foldLimit && err == nil {
-			n, err = s.fold(false)
-		}
+		err := s.foldFree()
 		switch {
 		case errors.Is(err, storage.ErrClosed):
 			return
@@ -67,6 +64,17 @@ func (s *Store) foldSummaries() {
 			failing = true
 		default:
 			failing = false
+		}
+	}
+}
+
+// foldFree folds the backlog rows no other fold holds, in passes of
+// foldLimit, until a pass takes fewer.
+func (s *Store) foldFree() error {
+	for {
+		n, err := s.fold(false)
+		if err != nil || n < foldLimit {
+			return err
 		}
 	}
 }
