@@ -165,6 +165,22 @@ func (s *Store) decideAdmissions(batch []*admitCall) ([]admitRow, error) {
 
 // decideOne runs gateway_admit on req.
 func (s *Store) decideOne(req AdmitRequest) (admitRow, error) {
+	var row admitRow
+	err := s.runOpen(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, admitOneSQL, admitOneArgs(req)...).Scan(
+			&row.outcome, &row.refused, &row.spent, &row.reserved, &row.oldest, &row.counts, &row.oldests)
+	})
+	return row, err
+}
+
+// admitOneSQL decides one request: gateway_admit (0007_lean_admit.sql), on
+// admitOneArgs.
+const admitOneSQL = `SELECT outcome, refused, spent, reserved, oldest, counts, oldests
+	FROM gateway_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+
+// admitOneArgs lays req out as gateway_admit's parameters: its budgets and
+// its rate rules as parallel arrays.
+func admitOneArgs(req AdmitRequest) []any {
 	n := len(req.Budgets)
 	bOwner, bAccount := make([]string, n), make([]string, n)
 	bPeriod, bMax := make([]time.Time, n), make([]*int64, n)
@@ -179,16 +195,9 @@ func (s *Store) decideOne(req AdmitRequest) (admitRow, error) {
 		rOwner[i], rAccount[i] = ownerCode(r.Account.Owner), r.Account.ID
 		rRPM[i], rTPM[i] = r.RPM, r.TPM
 	}
-	var row admitRow
-	err := s.runOpen(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
-		return c.QueryRow(ctx, `SELECT outcome, refused, spent, reserved, oldest, counts, oldests
-			FROM gateway_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-			req.HoldID, req.Instance, req.Now, req.LeaseUntil, int64(req.Cost),
-			bOwner, bAccount, bPeriod, bMax,
-			req.Now.Add(-RateWindowLength), req.Tokens, rOwner, rAccount, rRPM, rTPM, req.Unpriced,
-		).Scan(&row.outcome, &row.refused, &row.spent, &row.reserved, &row.oldest, &row.counts, &row.oldests)
-	})
-	return row, err
+	return []any{req.HoldID, req.Instance, req.Now, req.LeaseUntil, int64(req.Cost),
+		bOwner, bAccount, bPeriod, bMax,
+		req.Now.Add(-RateWindowLength), req.Tokens, rOwner, rAccount, rRPM, rTPM, req.Unpriced}
 }
 
 // accountKey names an account as gateway_admit's advisory locks do.
@@ -202,11 +211,57 @@ type periodKey struct {
 	period time.Time
 }
 
-// decideBatch runs gateway_admit_batch on batch (at least two calls),
-// laying out its arrays: the distinct limited accounts to
-// lock, budget periods and rate-limited accounts, and per budget and rule
-// the index of its request and of its period or window.
+// decideBatch runs gateway_admit_batch on batch (at least two calls).
 func (s *Store) decideBatch(batch []*admitCall) ([]admitRow, error) {
+	n := len(batch)
+	rows := make([]admitRow, n)
+	err := s.runOpen(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
+		res, err := c.Query(ctx, admitBatchSQL, admitBatchArgs(batch)...)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		seen := 0
+		for res.Next() {
+			var (
+				i   int32
+				row admitRow
+			)
+			if err := res.Scan(&i, &row.outcome, &row.refused, &row.spent, &row.reserved,
+				&row.oldest, &row.counts, &row.oldests); err != nil {
+				return err
+			}
+			if i < 1 || int(i) > n {
+				return fmt.Errorf("admission batch answered request %d of %d", i, n)
+			}
+			rows[i-1] = row
+			seen++
+		}
+		if err := res.Err(); err != nil {
+			return err
+		}
+		if seen != n {
+			return fmt.Errorf("admission batch answered %d of %d requests", seen, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// admitBatchSQL decides a batch: gateway_admit_batch (0006_admit_batch.sql),
+// on admitBatchArgs.
+const admitBatchSQL = `SELECT req, outcome, refused, spent, reserved, oldest, counts, oldests
+	FROM gateway_admit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+		$16, $17, $18, $19, $20, $21, $22)`
+
+// admitBatchArgs lays batch out as gateway_admit_batch's parameters: per
+// request its own values; the distinct limited accounts to lock, budget
+// periods and rate-limited accounts; and per budget and rule the index of
+// its request and of its period or window.
+func admitBatchArgs(batch []*admitCall) []any {
 	n := len(batch)
 	var (
 		ids, instances     = make([]string, n), make([]string, n)
@@ -265,45 +320,8 @@ func (s *Store) decideBatch(batch []*admitCall) ([]admitRow, error) {
 			rReq, rW, rRPM, rTPM = append(rReq, int32(i+1)), append(rW, w), append(rRPM, r.RPM), append(rTPM, r.TPM)
 		}
 	}
-	rows := make([]admitRow, n)
-	err := s.runOpen(context.Background(), func(ctx context.Context, c *pgxpool.Conn) error {
-		res, err := c.Query(ctx, `SELECT req, outcome, refused, spent, reserved, oldest, counts, oldests
-			FROM gateway_admit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-				$16, $17, $18, $19, $20, $21, $22)`,
-			instances, ids, nows, leases, costs, tokens, unpriced,
-			locks, earliest.Add(-RateWindowLength), earliest,
-			aOwner, aAccount, aPeriod, wOwner, wAccount,
-			bReq, bA, bMax, rReq, rW, rRPM, rTPM)
-		if err != nil {
-			return err
-		}
-		defer res.Close()
-		seen := 0
-		for res.Next() {
-			var (
-				i   int32
-				row admitRow
-			)
-			if err := res.Scan(&i, &row.outcome, &row.refused, &row.spent, &row.reserved,
-				&row.oldest, &row.counts, &row.oldests); err != nil {
-				return err
-			}
-			if i < 1 || int(i) > n {
-				return fmt.Errorf("admission batch answered request %d of %d", i, n)
-			}
-			rows[i-1] = row
-			seen++
-		}
-		if err := res.Err(); err != nil {
-			return err
-		}
-		if seen != n {
-			return fmt.Errorf("admission batch answered %d of %d requests", seen, n)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
+	return []any{instances, ids, nows, leases, costs, tokens, unpriced,
+		locks, earliest.Add(-RateWindowLength), earliest,
+		aOwner, aAccount, aPeriod, wOwner, wAccount,
+		bReq, bA, bMax, rReq, rW, rRPM, rTPM}
 }
