@@ -95,6 +95,7 @@ type Store struct {
 	closed bool
 
 	settlements chan *settleRequest
+	settleTurn  chan struct{} // one token: whoever holds it commits a batch of settlements
 	writerDone  chan struct{}
 	admissions  chan *admitCall
 	admitters   sync.WaitGroup // the admission workers
@@ -139,6 +140,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		acquireTimeout:   orDefault(opts.AcquireTimeout, DefaultAcquireTimeout),
 		queryTimeout:     orDefault(opts.QueryTimeout, DefaultQueryTimeout),
 		settlements:      make(chan *settleRequest, settleQueueSize),
+		settleTurn:       make(chan struct{}, 1),
 		writerDone:       make(chan struct{}),
 		admissions:       make(chan *admitCall, admitQueueSize),
 		closing:          make(chan struct{}),

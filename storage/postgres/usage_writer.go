@@ -65,9 +65,10 @@ func (s *Store) RecordUsage(ctx context.Context, rec *storage.UsageRecord) error
 
 // Settle commits st: its records and their charges, and the release of its
 // hold, in one transaction shared with the other settlements queued at
-// the same time (one statement per batch). It returns once that
-// transaction is committed. An error wrapping ErrUnavailable means
-// nothing was committed and st can be delivered again later.
+// the same time (one statement per batch); with the writer idle and
+// nothing queued, on the caller's goroutine (settleInline). It returns
+// once that transaction is committed. An error wrapping ErrUnavailable
+// means nothing was committed and st can be delivered again later.
 func (s *Store) Settle(ctx context.Context, st Settlement) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -78,6 +79,9 @@ func (s *Store) Settle(ctx context.Context, st Settlement) error {
 		}
 	}
 	req := &settleRequest{st: st, done: make(chan error, 1)}
+	if ran, err := s.settleInline(req); err != nil || ran {
+		return err
+	}
 	if err := enqueue(ctx, s, s.settlements, req); err != nil {
 		return err
 	}
@@ -87,6 +91,36 @@ func (s *Store) Settle(ctx context.Context, st Settlement) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// settleInline commits req alone on the caller's goroutine when the usage
+// writer is idle and nothing waits for it, sparing a request alone (the
+// common case at low concurrency) the hand-off to the writer and back: two
+// goroutine wake-ups, about 40 µs a settlement on the bench machine. It
+// takes the writer's turn while it commits, so batches still commit one at
+// a time and what arrives meanwhile waits for the writer's next batch. It
+// reports whether it committed req (with req's outcome); false: the caller
+// enqueues req. Like enqueue it holds mu for reading, so Close waits for
+// it. (Admissions are always handed to their worker: an Admit whose
+// context ends must return at once, and only a worker can then see the
+// outcome of the statement and release a hold it took.)
+func (s *Store) settleInline(req *settleRequest) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return false, storage.ErrClosed
+	}
+	if len(s.settlements) > 0 {
+		return false, nil
+	}
+	select {
+	case s.settleTurn <- struct{}{}:
+	default:
+		return false, nil
+	}
+	defer func() { <-s.settleTurn }()
+	s.commitSettlements([]*settleRequest{req})
+	return true, <-req.done
 }
 
 // validateRecord applies the Badger store's rules to a record, and
@@ -113,15 +147,17 @@ func validateRecord(rec *storage.UsageRecord) error {
 }
 
 // writeSettlements is the usage writer: it takes every settlement already
-// queued, up to maxSettleBatch, commits them in one statement and answers
-// their callers, until Close closes the queue; what is still queued then
-// is committed before it returns.
+// queued, up to maxSettleBatch, commits them in one statement (on its
+// turn: see settleInline) and answers their callers, until Close closes
+// the queue; what is still queued then is committed before it returns.
 func (s *Store) writeSettlements() {
 	defer close(s.writerDone)
 	batch := make([]*settleRequest, 0, maxSettleBatch)
 	for req := range s.settlements {
+		s.settleTurn <- struct{}{}
 		batch = fillBatch(s.settlements, append(batch[:0], req), maxSettleBatch)
 		s.commitSettlements(batch)
+		<-s.settleTurn
 		clear(batch)
 	}
 }
